@@ -4,7 +4,7 @@
 # stage cancels everything downstream. Prints the job ids and a status command; the ids also go
 # to <run_dir>/jobs.json. Stages already COMPLETE are skipped, so re-submitting is safe.
 #
-#   launchers/cascade.sh CASCADE_YAML [--from STAGE] [--dry-run] [-- SBATCH_OPTIONS...]
+#   launchers/cascade.sh CASCADE_YAML [--from STAGE] [--dry-run] [key=value ...] [-- SBATCH_OPTIONS...]
 #   launchers/cascade.sh nemo_configs/qwen3_8b/cascade.yaml --dry-run
 #   launchers/cascade.sh nemo_configs/qwen3_8b/cascade.yaml --from math_rl_24k -- --account=me
 #   python -m cascade.launch status runs/qwen3_8b          # which stage failed, what it cancelled

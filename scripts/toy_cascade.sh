@@ -44,8 +44,7 @@ if [ "$USE_SLURM" = 1 ]; then
   bash launchers/local_slurm/start.sh "$SLURM_DIR"
   # shellcheck disable=SC1091
   source "$SLURM_DIR/env.sh"
-  [ ${#OVERRIDES[@]} -eq 0 ] || echo "note: overrides are not passed through sbatch; ignoring ${OVERRIDES[*]}" >&2
-  bash launchers/cascade.sh "$CASCADE"
+  bash launchers/cascade.sh "$CASCADE" ${OVERRIDES[@]+"${OVERRIDES[@]}"}
   "$PY" -m cascade.launch status "$RUN_DIR" --wait 7200
 else
   step "stages, locally (python -m cascade.launch run-local)"

@@ -28,7 +28,7 @@ def _run_stage(a: argparse.Namespace) -> int:
 def _submit(a: argparse.Namespace) -> int:
     from cascade.launch.submit import main
 
-    return main(a.cascade, a.from_stage, a.dry_run, a.extra)
+    return main(a.cascade, a.from_stage, a.dry_run, a.extra, a.overrides)
 
 
 def _status(a: argparse.Namespace) -> int:
@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("cascade")
     sm.add_argument("--from", dest="from_stage", help="start the chain at this stage")
     sm.add_argument("--dry-run", action="store_true", help="print the sbatch lines, submit nothing")
+    sm.add_argument("overrides", nargs="*", help="key=value overrides passed to every stage's launcher")
     sm.epilog = "Options after `--` go to every sbatch call (e.g. -- --partition=batch --account=me)."
     st = parsers["status"]
     st.add_argument("target", help="run dir, cascade YAML or jobs.json")

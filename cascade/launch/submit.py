@@ -1,11 +1,12 @@
-"""`launchers/cascade.sh CASCADE [--from STAGE] [--dry-run] [-- SBATCH_ARGS...]`: one sbatch per
+"""`launchers/cascade.sh CASCADE [--from STAGE] [--dry-run] [key=value ...] [-- SBATCH_ARGS...]`: one sbatch per
 stage, each with `--dependency=afterok:<every stage in its depends_on>` and
 `--kill-on-invalid-dep=yes`, so a failed stage cancels everything downstream of it.
 
 Stages already COMPLETE are not submitted (their dependents start at once); `--from STAGE` skips
 the chain before STAGE (those must be COMPLETE; side stages are submitted when a selected stage
 needs them and they are not complete). The job ids go to <run_dir>/jobs.json for `status`.
-`--dry-run` prints the same submission as a bash script, without submitting.
+`--dry-run` prints the same submission as a bash script, without submitting. key=value overrides
+go to every stage's launcher (after the script path, as `sbatch launchers/stage_*.sh key=value`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Submission:
     shape: JobShape
     after: tuple[str, ...]  # stages (submitted in this run) it waits for
     log: Path
+    overrides: tuple[str, ...] = ()  # key=value for the stage config, passed to the launcher
 
     @property
     def var(self) -> str:
@@ -41,7 +43,7 @@ class Submission:
                 f"--output={self.log}"]
         if dependency:
             argv += [f"--dependency=afterok:{dependency}", "--kill-on-invalid-dep=yes"]
-        return [*argv, *extra, str(self.stage.launcher)]
+        return [*argv, *extra, str(self.stage.launcher), *self.overrides]
 
 
 def _needed(plan: CascadePlan, from_stage: str | None) -> list[str]:
@@ -69,8 +71,12 @@ def _needed(plan: CascadePlan, from_stage: str | None) -> list[str]:
     return order
 
 
-def plan_submissions(plan: CascadePlan, from_stage: str | None = None) -> tuple[list[Submission], list[str]]:
+def plan_submissions(plan: CascadePlan, from_stage: str | None = None,
+                     overrides: tuple[str, ...] = ()) -> tuple[list[Submission], list[str]]:
     """(jobs to submit, notes about stages not submitted)."""
+    bad = [o for o in overrides if "=" not in o or o.startswith("-")]
+    if bad:
+        raise ValueError(f"{bad}: overrides are key=value; sbatch options go after `--`")
     subs: list[Submission] = []
     notes: list[str] = []
     submitted: set[str] = set()
@@ -84,7 +90,8 @@ def plan_submissions(plan: CascadePlan, from_stage: str | None = None) -> tuple[
                 notes.append(f"WARNING: {name} needs {dep}, which is neither COMPLETE nor submitted: it will not start")
         stem = stage.launcher.stem.removeprefix("stage_")
         log = plan.run_dir / "logs" / f"{stem}-%j.out"
-        subs.append(Submission(stage, job_shape(stage), tuple(d for d in stage.depends_on if d in submitted), log))
+        subs.append(Submission(stage, job_shape(stage), tuple(d for d in stage.depends_on if d in submitted), log,
+                               tuple(overrides)))
         submitted.add(name)
     return subs, notes
 
@@ -154,11 +161,11 @@ def submit(plan: CascadePlan, subs: list[Submission], notes: list[str], extra: l
     return path
 
 
-def main(cascade: str, from_stage: str | None, dry: bool, extra: list[str]) -> int:
+def main(cascade: str, from_stage: str | None, dry: bool, extra: list[str], overrides: list[str] | None = None) -> int:
     if "--dry-run" in extra or "--from" in extra:
         raise ValueError(f"{extra}: --dry-run and --from go before `--`; what follows `--` goes to sbatch")
     plan = load_cascade(cascade)
-    subs, notes = plan_submissions(plan, from_stage)
+    subs, notes = plan_submissions(plan, from_stage, tuple(overrides or ()))
     if dry:
         print(dry_run(plan, subs, notes, extra))
         return 0

@@ -120,3 +120,17 @@ def test_unknown_from_stage_is_a_clear_error(run_dir: Path) -> None:
     proc = dry_run(run_dir, CASCADE_8B, "--from", "nope")
     assert proc.returncode == 2
     assert "--from 'nope': not a chain stage" in proc.stderr and "sft_16k" in proc.stderr
+
+
+def test_dry_run_passes_overrides_to_every_launcher_after_the_script(run_dir: Path) -> None:
+    proc = dry_run(run_dir, CASCADE_8B, "train.steps=2", "--", "--partition=batch")
+    assert proc.returncode == 0, proc.stderr
+    for job in parse(proc.stdout):
+        assert job["cmd"].endswith(".sh train.steps=2"), job["cmd"]  # sbatch passes it to the script
+        assert job["cmd"].index("--partition=batch") < job["cmd"].index("launchers/")
+
+
+def test_an_sbatch_option_where_an_override_goes_is_a_clear_error(run_dir: Path) -> None:
+    proc = dry_run(run_dir, CASCADE_8B, "steps2")
+    assert proc.returncode == 2
+    assert "overrides are key=value; sbatch options go after `--`" in proc.stderr
