@@ -235,8 +235,8 @@ class RLTrainer:
             return self._skipped("every rollout of the batch was skipped (overlong)")
         local = [split_global_batch(m, mbs) for m in minibatches]
         flat = [mb for part in local for mb in part]
-        # the training forward is the pre-update policy at T=1 only for one on-policy minibatch at T=1
-        free = cfg.rollout.temperature == 1.0 and cfg.loss.num_minibatches == 1
+        # with one minibatch the training forward is the pre-update policy: the mismatch is read from it
+        free = cfg.loss.num_minibatches == 1
         out = {} if free else self._mismatch(flat)
         self._attach_logprobs(flat)
         loss_fn_tap = LogitsTap(self.model)

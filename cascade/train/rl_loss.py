@@ -18,6 +18,7 @@ import torch
 from cascade.config.schema.rl import LossConfig
 from cascade.engine.batch import MicroBatch
 from cascade.engine.model import unwrap
+from cascade.engine import token_logprobs
 from cascade.rl import policy_loss
 from cascade.train.rl_batch import ADVANTAGES, GEN_LOGPROBS, OLD_LOGPROBS, REF_LOGPROBS, SEQ_TOKENS
 from megatron.core import parallel_state as ps
@@ -95,12 +96,14 @@ def _normalizer(local: torch.Tensor, seq_counts: torch.Tensor | None) -> torch.T
 
 def make_loss_fn(cfg: LossConfig, *, temperature: float, tap: LogitsTap, mismatch: bool = False):
     """The engine ``LossFn`` for one RL step (advantages and optional old/ref logprobs travel in
-    ``MicroBatch.extra``). With ``mismatch`` (temperature 1, one minibatch: the forward is the
-    pre-update policy at the generator's temperature) the generator/trainer mismatch is measured
-    on this very forward pass instead of a separate one."""
+    ``MicroBatch.extra``). With ``mismatch`` (one minibatch: the forward is the pre-update policy)
+    the generator/trainer mismatch is measured on this very forward pass instead of a separate
+    one: the generator reports temperature-1 logprobs, so at another temperature they are taken
+    again, without gradient, from the same raw logits (a log-softmax, not a forward)."""
 
     def loss_fn(logprobs: torch.Tensor, mb: MicroBatch) -> LossOutput:
         logits = tap.pop().transpose(0, 1)  # [b, s, V/TP], this CP rank's slice like `logprobs`
+        raw = logits
         if temperature != 1.0:
             logits = logits / temperature
         if cfg.entropy_coef > 0:
@@ -114,7 +117,10 @@ def make_loss_fn(cfg: LossConfig, *, temperature: float, tap: LogitsTap, mismatc
                           entropy=entropy, seq_token_counts=counts)
         metrics = dict(out.metrics)
         if mismatch:
-            metrics.update(mismatch_metrics(logprobs, mb.extra[GEN_LOGPROBS], mb.loss_mask))
+            with torch.no_grad():  # a contiguous copy: Megatron's cross entropy works in place
+                at_t1 = logprobs if temperature == 1.0 else token_logprobs(
+                    raw.detach().clone(memory_format=torch.contiguous_format), mb.labels)
+            metrics.update(mismatch_metrics(at_t1, mb.extra[GEN_LOGPROBS], mb.loss_mask))
         return out.loss_sum, _normalizer(out.normalizer, counts), metrics
 
     return loss_fn
