@@ -48,28 +48,24 @@ def plot_benchmarks(stages: list[str], rows: list[dict], out: Path) -> Path:
 
 
 def plot_training_curves(curves: list[tuple[str, list[dict]]], out: Path) -> Path | None:
-    """Reward and response length against a global step (stages laid end to end, one colour
-    each, dashed lines at stage boundaries). None when no stage logged anything."""
-    curves = [(name, rows) for name, rows in curves if rows]
+    """One column per RL stage (each on its own scale: RLHF's reward-model scores and the
+    verifiers' 0/1 rewards do not share an axis), one row per curve (reward, response length).
+    None when no stage logged an RL curve."""
+    curves = [(name, rows) for name, rows in curves if any(CURVE_KEYS[0] in r for r in rows)]
     if not curves:
         return None
-    fig, axes = plt.subplots(1, len(CURVE_KEYS), figsize=(6 * len(CURVE_KEYS), 3.6), squeeze=False)
-    offset = 0
-    for n, (name, rows) in enumerate(curves):
-        steps = [offset + r["step"] for r in rows]
-        for ax, key in zip(axes[0], CURVE_KEYS):
-            pts = [(s, r[key]) for s, r in zip(steps, rows) if isinstance(r.get(key), (int, float))]
+    fig, axes = plt.subplots(len(CURVE_KEYS), len(curves), figsize=(3.2 * len(curves), 2.6 * len(CURVE_KEYS)),
+                             squeeze=False)
+    for col, (name, rows) in enumerate(curves):
+        for row, key in enumerate(CURVE_KEYS):
+            ax = axes[row][col]
+            pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], label=name)
-        offset = max(steps) + 1
-        if n < len(curves) - 1:
-            for ax in axes[0]:
-                ax.axvline(offset - 0.5, color="grey", ls="--", lw=0.6)
-    for ax, key in zip(axes[0], CURVE_KEYS):
-        ax.set_title(key, fontsize=10)
-        ax.set_xlabel("RL step (stages end to end)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3)
+            ax.set_title(f"{name}: {key}", fontsize=9)
+            ax.set_xlabel("step", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

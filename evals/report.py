@@ -19,7 +19,7 @@ from pathlib import Path
 from evals.benchmarks import benchmark_names
 from evals.paper import MODEL_BY_CASCADE, PaperNumbers, load_numbers, paper_numbers_for
 from evals.runner import RESULTS_SCHEMA, results_path
-from evals.training_logs import METRICS_FILE, read_metrics
+from evals.training_logs import METRICS_FILE, read_metrics, summarize
 
 _NUMBERED = re.compile(r"^(\d+)_(.+)$")
 
@@ -117,8 +117,9 @@ def build_table(stages: list[StageColumn], paper: PaperNumbers | None) -> dict:
             "skipped": {s.name: c["skipped"] for s, c in zip(ran, cells) if c and "skipped" in c},
             "notes": latest.get("notes", ""),
         })
+    training = {s.label: t.__dict__ for s in stages if (t := summarize(read_metrics(s.dir)))}
     return {"stages": [s.label for s in ran], "stage_names": [s.name for s in ran],
-            "missing": [s.label for s in stages if not s.results], "rows": rows}
+            "missing": [s.label for s in stages if not s.results], "rows": rows, "training": training}
 
 
 def render_markdown(run_dir: Path, table: dict, paper: PaperNumbers | None, plots: dict[str, Path | None]) -> str:
@@ -139,6 +140,11 @@ def render_markdown(run_dir: Path, table: dict, paper: PaperNumbers | None, plot
         lines += ["", "Skipped:"] + [f"- {title}: {' '.join(why.split())}" for title, why in sorted(skipped)]
     if table["missing"]:
         lines += ["", "No results yet: " + ", ".join(table["missing"])]
+    if table.get("training"):
+        lines += ["", f"Training (from each stage's {METRICS_FILE}; mean of the first and of the last steps):", "",
+                  "| stage | metric | start | end | steps |", "|---|---|---|---|---|"]
+        for label, t in table["training"].items():
+            lines.append(f"| {label} | {t['key']} | {t['first']:.3g} | {t['last']:.3g} | {t['steps']} |")
     for title, path in plots.items():
         if path is not None:
             lines += ["", f"![{title}]({path.name})"]

@@ -9,6 +9,7 @@ Lines that do not parse (a torn last line after a kill) are skipped.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 METRICS_FILE = "metrics.jsonl"
@@ -16,6 +17,9 @@ STEP_KEY = "step"
 REWARD_KEY = "reward/mean"
 LENGTH_KEY = "response_length/mean"
 CURVE_KEYS = (REWARD_KEY, LENGTH_KEY)
+# what a stage's training moved, by the first key it logged: RL reward, SFT held-out loss
+SUMMARY_KEYS = (REWARD_KEY, "val/loss")
+EDGE = 2  # steps averaged at each end (single RL steps are noisy)
 
 
 def read_metrics(stage_dir: Path) -> list[dict]:
@@ -31,3 +35,28 @@ def read_metrics(stage_dir: Path) -> list[dict]:
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
             continue
     return [by_step[s] for s in sorted(by_step)]
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """A stage's headline training metric at its start and at its end."""
+
+    key: str
+    steps: int
+    first: float  # mean over the first EDGE logged values (step 0 = before training, for val/loss)
+    last: float  # mean over the last EDGE
+
+    def render(self) -> str:
+        return f"{self.key} {self.first:.3g} -> {self.last:.3g} ({self.steps} steps)"
+
+
+def summarize(rows: list[dict]) -> TrainingSummary | None:
+    """The first SUMMARY_KEYS metric the stage logged, averaged over its first and last steps."""
+    for key in SUMMARY_KEYS:
+        values = [float(r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+        if not values:
+            continue
+        n = min(EDGE, len(values) // 2) or 1
+        steps = max(int(r[STEP_KEY]) for r in rows)
+        return TrainingSummary(key, steps, sum(values[:n]) / n, sum(values[-n:]) / n)
+    return None

@@ -42,6 +42,11 @@ from cascade.engine import device
 from cascade.engine.model import unwrap
 from cascade.engine.preemption import PreemptionHandler
 from megatron.core import dist_checkpointing, tensor_parallel
+from megatron.core.dist_checkpointing.strategies import torch as _mcore_torch_strategy
+
+# Megatron 0.19's *synchronous* torch_dist save goes through its async path with strategy "mcore"
+# and warns that MCore async save is deprecated on every first save; we never save asynchronously.
+_mcore_torch_strategy._logged_mcore_async_deprecation = True
 from megatron.core import parallel_state as ps
 from megatron.core.dist_checkpointing.mapping import ShardedObject
 from megatron.core.optimizer import DistributedOptimizer, MegatronOptimizer

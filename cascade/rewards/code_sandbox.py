@@ -4,9 +4,10 @@ Isolation (measured on these machines, shared/reference/sandbox.md): `bwrap --un
 gives a fresh network namespace (no loopback to the host), a PID namespace (everything the
 program starts dies with it), a read-only root with a private size-capped /tmp, a new session,
 and a cleared environment. What bwrap does not bound is added here:
-  * each worker slot runs as its own unprivileged uid (`uid_base + slot`) when we are root, so
-    RLIMIT_NPROC really bounds a fork bomb (root is exempt from it) and root-only files (the
-    trainer's home, credentials) are unreadable;
+  * each worker slot runs as its own unprivileged uid when we are root (leased above `uid_base`,
+    never shared with another scorer on the machine: sandbox_uids.py), so RLIMIT_NPROC really
+    bounds a fork bomb (root is exempt from it) and root-only files (the trainer's home,
+    credentials) are unreadable;
   * RLIMIT_AS/DATA/CPU/FSIZE/NPROC set by the in-sandbox harness (`sandbox_harness.py`);
   * cgroup v1 `pids` and `memory` limits per slot when the hierarchy is writable;
   * wall-clock limits per test (harness) and per program (here): on expiry the whole sandbox is
@@ -39,6 +40,7 @@ from typing import Any
 from cascade.rewards.pool import default_workers
 from cascade.rewards.sandbox_cgroup import SlotCgroup
 from cascade.rewards.sandbox_slot import RunReport, Slot
+from cascade.rewards.sandbox_uids import UidLease
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +121,9 @@ class Sandbox:
             self.sandboxed = False
         self.python = python or self._pick_python()
         self.python_flags = python_flags  # -S: no site-packages, start-up 10 ms instead of 60
-        self.uids = [uid_base + k for k in range(self.num_workers)] if self.is_root and self.sandboxed else []
+        self._uid_lease = (UidLease.acquire(self.num_workers, uid_base) if self.is_root and self.sandboxed
+                           else None)
+        self.uids = self._uid_lease.uids if self._uid_lease else []
         self._check_uids()
         self.cgroups = [SlotCgroup.create(k, self.limits, self.uids[k] if self.uids else None)
                         for k in range(self.num_workers)] if use_cgroups and self.sandboxed else []
@@ -247,6 +251,8 @@ class Sandbox:
         for d in self._tmpdirs:
             shutil.rmtree(d, ignore_errors=True)
         self._tmpdirs = []
+        if self._uid_lease is not None:
+            self._uid_lease.release()
 
     def __enter__(self) -> Sandbox:
         return self

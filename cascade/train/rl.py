@@ -140,7 +140,7 @@ class RLTrainer:
                                           chunk_groups=setup.stream_chunk_groups(cfg, layout.world_size))
         self.logger = MetricsLogger(self.out, cfg.logging, total_steps=cfg.train.steps, resume_step=self.loaded.step
                                     if self.loaded else None, rank=layout.rank, run_name=job.stage_name,
-                                    config=to_dict(cfg), prefix=PREFIX)
+                                    config=to_dict(cfg), prefix=job.stage_name or PREFIX)
         self.manifest = StageManifest(
             stage=job.stage_name, kind=cfg.kind.value, status="running", init_from=job.init_from,
             init_source=self.init.to_json(), config=job.config_path, config_hash=self.chash,

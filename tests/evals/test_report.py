@@ -93,7 +93,8 @@ def test_report_table_and_plots(tmp_path, real_results):
     out = md_path.parent
     header = next(line for line in md.splitlines() if line.startswith("| benchmark"))
     assert header == "| benchmark | 01 sft | 02 rlhf | 03 if_rl | 04 math_rl | 06 swe_rl |"
-    rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| benchmark")]
+    bench_table = md[:md.index("Training (from")]
+    rows = [line for line in bench_table.splitlines() if line.startswith("| ") and not line.startswith("| benchmark")]
     assert [r.split(" | ")[0] for r in rows] == ["| GSM8K (n=3, avg@2)", "| MMLU (EM) (n=4, avg@1)",
                                                  "| GPQA-Diamond"]
     gsm8k = rows[0].split(" | ")[1:]
@@ -109,6 +110,18 @@ def test_report_table_and_plots(tmp_path, real_results):
     data = json.loads((out / "report.json").read_text())
     assert data["stages"] == ["01 sft", "02 rlhf", "03 if_rl", "04 math_rl", "06 swe_rl"]
     assert len(data["rows"]) == 3 and len(data["rows"][0]["cells"]) == 5
+
+
+def test_report_training_table_gives_each_rl_stages_reward_at_start_and_end(tmp_path, real_results):
+    run = _synthetic_run(tmp_path, real_results)
+    md = make_report(run, plots=False).read_text()
+    training = md[md.index("Training (from each stage's metrics.jsonl"):].splitlines()
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in training if line.startswith("| 0")}
+    assert set(rows) == {"02 rlhf", "03 if_rl", "04 math_rl", "05 code_rl", "06 swe_rl"}  # sft logged none here
+    # math_rl (i=4): reward 0.4 + 0.02*step over steps 0-4 -> mean of the first two, of the last two
+    assert rows["04 math_rl"][0] == "reward/mean"
+    assert [float(v) for v in rows["04 math_rl"][1:3]] == pytest.approx([0.41, 0.47])
+    assert rows["04 math_rl"][3].rstrip(" |") == "4"
 
 
 def test_report_with_cascade_yaml_and_published_numbers(tmp_path, real_results, capsys):
