@@ -37,7 +37,8 @@ class ToyConfig:
     rm_offtopic: int = 60
     rm_wrong: int = 40
     rm_mmlu: int = 100
-    math: int = 160
+    math: int = 100  # MATH levels 1-2
+    arithmetic: int = 60  # synthetic, what the 135M model sometimes gets right (toy_sources.arithmetic_rows)
     if_gsm8k: int = 60
     if_mmlu: int = 60
     code: int = 120
@@ -143,7 +144,7 @@ def build_toy(out_dir: str | Path, cfg: ToyConfig = ToyConfig()) -> dict[str, An
     if_constraints.main(["--input", str(raw / "if"), "--out-dir", str(out / "rl" / "if"), "--taxonomy", "ifeval",
                          "--max-constraints", "2", "--source", "toy", *dargs])
 
-    ts.write_jsonl(raw / "math" / "problems.jsonl", ts.math_rows(cfg.math))
+    ts.write_jsonl(raw / "math" / "problems.jsonl", ts.math_rows(cfg.math) + ts.arithmetic_rows(cfg.arithmetic))
     rl_prompts.main(["math", "--input", str(raw / "math"), "--out-dir", str(out / "rl" / "math"), *dargs])
 
     checker = _checker(cfg)

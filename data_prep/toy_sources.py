@@ -153,6 +153,22 @@ def math_rows(n: int) -> list[dict[str, Any]]:
             for r in pick(easy, n, "rl-math")]
 
 
+def arithmetic_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Synthetic one-operation arithmetic (e.g. `What is 47 + 38?`): the toy Math RL's easy half.
+    Why: SmolLM2-135M solves almost no MATH problem (every group's reward 0, no gradient); these
+    it answers correctly part of the time, so GRPO has groups with both outcomes to learn from."""
+    rng = random.Random(f"toy-arithmetic-{seed}")
+    rows = []
+    for i in range(n):
+        op = ("+", "-", "*")[i % 3]
+        a, b = (rng.randint(10, 99), rng.randint(10, 99)) if op != "*" else (rng.randint(2, 19), rng.randint(2, 9))
+        a, b = (a, b) if op != "-" or a >= b else (b, a)
+        answer = a + b if op == "+" else a - b if op == "-" else a * b
+        rows.append({"problem": f"What is {a} {op} {b}?", "answer": str(answer), "source": "toy/arithmetic",
+                     "id": f"arith-{i}"})
+    return rows
+
+
 def if_base_rows(n_gsm8k: int, n_mmlu: int) -> list[dict[str, Any]]:
     rows = [{"prompt": r["question"], "id": f"gsm8k-{r['id']}", "source": "gsm8k"}
             for r in pick(gsm8k_toy(), n_gsm8k, "if-gsm8k")]

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from evals.training_logs import CURVE_KEYS  # noqa: E402
 
@@ -64,6 +65,7 @@ def plot_training_curves(curves: list[tuple[str, list[dict]]], out: Path) -> Pat
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3)
             ax.set_title(f"{name}: {key}", fontsize=9)
             ax.set_xlabel("step", fontsize=8)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
     fig.tight_layout()

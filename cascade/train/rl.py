@@ -116,7 +116,10 @@ class RLTrainer:
         self.stream = PromptStream(load_prompts(cfg.data.train_files), seed=cfg.train.seed,
                                    shuffle=cfg.data.shuffle, filters=cfg.filters,
                                    keep=setup.prompt_fits(encode, cfg))
-        self.scorer = build_scorer(setup.reward_config(cfg.reward, job.uses))
+        reward_cfg = setup.reward_config(cfg.reward, job.uses)
+        self.scorer = build_scorer(reward_cfg)
+        rm = reward_cfg.reward_model
+        self.reward_model = (rm.endpoint or rm.checkpoint) if rm is not None else None
 
         self.model = build_model(cfg.model, cfg.parallel, cfg.precision,
                                  use_distributed_optimizer=cfg.optim.use_distributed_optimizer)
@@ -150,6 +153,7 @@ class RLTrainer:
             world_size=layout.world_size,
             layout={k: getattr(layout, k) for k in ("world_size", "tp", "pp", "vp", "cp", "dp")},
             extra={"prompts": len(self.stream.records), "reward_domain": cfg.reward.domain.value,
+                   "reward_model": self.reward_model,
                    "rollout_backend": cfg.rollout.backend, "overrides": list(job.overrides)})
 
     # ---- the loop -----------------------------------------------------------------------------
@@ -163,8 +167,8 @@ class RLTrainer:
         else:
             self.logger.info(f"FRESH START from {self.init.format} weights at {self.init.path}")
         self.logger.info(f"{len(self.stream.records)} prompts; {cfg.rollout.prompts_per_step} x "
-                         f"{cfg.rollout.num_generations} rollouts per step; reward {cfg.reward.domain.value}; "
-                         f"generator {cfg.rollout.backend}")
+                         f"{cfg.rollout.num_generations} rollouts per step; reward {cfg.reward.domain.value}"
+                         f"{f' ({self.reward_model})' if self.reward_model else ''}; generator {cfg.rollout.backend}")
         for step in range(self.start + 1, cfg.train.steps + 1):
             t0 = time.perf_counter()
             metrics = self.step(step)

@@ -18,7 +18,7 @@ from dp_helpers import load_json
 
 TINY = Path(__file__).resolve().parents[2] / "nemo_configs" / "tiny"
 SMALL = ToyConfig(sft_gsm8k=20, sft_math=15, sft_mmlu=10, rm_offtopic=10, rm_wrong=6, rm_mmlu=12, math=24,
-                  if_gsm8k=10, if_mmlu=10, code=12, swe=6, workers=1)
+                  arithmetic=9, if_gsm8k=10, if_mmlu=10, code=12, swe=6, workers=1)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,9 @@ def test_toy_records_and_rewards(toy):
         assert recs[k] and {r.domain for r in recs[k]} == {d}
     assert read_records(out / "sft" / "train.parquet", SFTRecord)
     assert read_records(out / "rm" / "val.parquet", PreferenceRecord)
-    math = recs["math"][:4]
+    arithmetic = [r for r in recs["math"] if r.source == "toy/arithmetic"]
+    assert len(arithmetic) == 9 and len(recs["math"]) > 9  # beside the MATH problems
+    math = recs["math"][:4] + arithmetic[:2]
     with build_scorer(RewardConfig(domain=RewardDomain.MATH, num_workers=1)) as scorer:
         rows = [{**r.reward_fields(), "response": f"<think>\nok\n</think>\nSo $\\boxed{{{r.ground_truth}}}$."} for r in math]
         assert [x.reward for x in scorer.score(rows)] == [1.0] * len(math)
@@ -79,3 +81,14 @@ def test_toy_records_and_rewards(toy):
         assert [x.reward for x in scorer.score(rows)] == [1.0] * len(code)
     held_out = {int(x) for x in range(311, 511)}
     assert not any(int(r.id.split("-")[-1]) in held_out for r in recs["code"])
+
+
+def test_arithmetic_rows_are_seeded_and_their_answers_are_right():
+    from data_prep.toy_sources import arithmetic_rows
+
+    rows = arithmetic_rows(30)
+    assert rows == arithmetic_rows(30) and rows != arithmetic_rows(30, seed=1)
+    for r in rows:
+        a, op, b = r["problem"].removeprefix("What is ").removesuffix("?").split()
+        assert int(r["answer"]) == {"+": int(a) + int(b), "-": int(a) - int(b), "*": int(a) * int(b)}[op] >= 0
+    assert {r["problem"].split()[3] for r in rows} == {"+", "-", "*"}

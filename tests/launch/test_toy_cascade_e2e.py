@@ -137,9 +137,9 @@ def test_each_stage_starts_from_the_previous_stages_final_checkpoint(toy_run: di
         assert now["init_source"]["format"] == "megatron"
         assert Path(now["init_source"]["path"]) == Path(before["final_checkpoint"]), stage
         assert f"FRESH START from {plan.stage(prev).output_dir}" in toy_run["log"]
-    rm_export = plan.stage("reward_model").output_dir / "hf"
-    rlhf = json.loads((plan.stage("rlhf").output_dir / "config.json").read_text())
-    assert Path(rlhf["reward"]["reward_model"]["checkpoint"]) == rm_export
+    rm_export = plan.stage("reward_model").output_dir / "hf"  # RLHF scores with the side stage's export
+    assert Path(_manifest(plan.stage("rlhf").output_dir)["extra"]["reward_model"]) == rm_export
+    assert f"reward reward_model ({rm_export})" in toy_run["log"]
 
 
 def test_report_has_a_row_per_benchmark_and_a_column_per_stage(toy_run: dict) -> None:

@@ -103,10 +103,12 @@ def _group(key: str, prompt: Sequence[int], responses: Sequence[Sequence[int]], 
 
 def test_minibatch_rows_masks_and_logprobs() -> None:
     g1 = _group("1.0.0", [10, 11, 12], [[20, 21], [30]], [True, True])
-    g2 = _group("1.0.1", [13, 14], [[40, 41, 42], [50, 51]], [True, False])
+    g2 = _group("1.0.1", [13, 14], [[40, 41, 42], [50, 51] + list(range(60, 80))], [True, False])
     adv = torch.tensor([[1.0, -1.0], [0.5, -0.5]])
-    (mb,) = build_minibatches([g1, g2], adv, num_minibatches=1, pad_id=0, row_multiple=3, seq_multiple=8)
-    assert mb.tokens.shape == (6, 8)  # 4 rows padded to a multiple of 3; length 4 rounded to 8
+    (mb,) = build_minibatches([g1, g2], adv, num_minibatches=1, pad_id=0, row_multiple=2, seq_multiple=8)
+    # the skipped (overlong) rollout is left out, and its 24 tokens do not set the row length:
+    # 3 rows padded to a multiple of 2; length 4 rounded to 8
+    assert mb.tokens.shape == (4, 8)
     # row 0: ids 10 11 12 20 21 -> inputs 10 11 12 20, labels 11 12 20 21; response labels at 2..3
     assert mb.tokens[0, :4].tolist() == [10, 11, 12, 20]
     assert mb.labels[0, :4].tolist() == [11, 12, 20, 21]
@@ -115,8 +117,10 @@ def test_minibatch_rows_masks_and_logprobs() -> None:
     assert mb.extra[GEN_LOGPROBS][0, 2:4].tolist() == pytest.approx([-0.5, -0.6])
     assert mb.loss_mask[1].sum() == 1 and mb.extra[ADVANTAGES][1, 2] == -1.0
     assert mb.loss_mask[2].tolist()[1:4] == [1, 1, 1]  # prompt of 2 tokens: labels from position 1
-    assert mb.loss_mask[3].sum() == 0  # skipped rollout (overlong filtering): no loss
-    assert mb.loss_mask[4:].sum() == 0  # padding rows
+    assert 50 not in mb.tokens.tolist()[3] and mb.loss_mask[3].sum() == 0  # a padding row
+    g3 = _group("1.0.2", [15], [[70], [71]], [False, False])  # a group with no valid rollout is dropped
+    assert build_minibatches([g3], torch.zeros(1, 2), num_minibatches=1, pad_id=0, row_multiple=1,
+                             seq_multiple=8) == []
 
 
 def test_minibatches_keep_groups_whole() -> None:
