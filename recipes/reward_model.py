@@ -20,9 +20,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from cascade.launch import preemption
 from cascade.launch.registry import StageRun
+from recipes.standalone import run_standalone, stage_name
 
 
 def run(ctx: StageRun) -> int:
@@ -35,34 +36,16 @@ def run(ctx: StageRun) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    preemption.install()  # first: a signal during the slow imports below must not kill the rank
-    p = argparse.ArgumentParser(prog="python -m recipes.reward_model",
-                                description="Train one Bradley-Terry reward model from its YAML.")
-    p.add_argument("config", help="stage YAML (kind: reward_model)")
-    p.add_argument("--init-from", required=True, help="HF model dir of the backbone, or an earlier stage's output dir")
-    p.add_argument("--output-dir", required=True, help="stage output dir (checkpoints/, hf/, metrics.jsonl)")
-    p.add_argument("--name", default=None, help="stage name for logs and the manifest (default: the YAML's stem)")
-    p.add_argument("overrides", nargs="*", help="key=value config overrides")
-    a = p.parse_intermixed_args(argv)
+    return run_standalone(argv, kind="reward_model", description="Train one Bradley-Terry reward model from its YAML.",
+                          train=_train, init_help="HF model dir of the backbone, or an earlier stage's output dir")
 
-    from cascade.config import ConfigError, load_stage_config
+
+def _train(a: argparse.Namespace, cfg: Any) -> int:
     from cascade.train.reward_model import RewardModelJob, train_reward_model
 
-    try:
-        cfg = load_stage_config(a.config, a.overrides)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
-    if cfg.kind.value != "reward_model":
-        print(f"config error: {a.config} is kind {cfg.kind.value!r}, not 'reward_model'", file=sys.stderr)
-        return 2
-    job = RewardModelJob(config=cfg, init_from=a.init_from, output_dir=Path(a.output_dir),
-                         stage_name=a.name or Path(a.config).stem, config_path=str(a.config),
-                         overrides=tuple(a.overrides))
-    rc = train_reward_model(job)
-    if rc == preemption.REQUEUE_EXIT_CODE:
-        preemption.flag_requeue()
-    return rc
+    return train_reward_model(RewardModelJob(
+        config=cfg, init_from=a.init_from, output_dir=Path(a.output_dir), stage_name=stage_name(a),
+        config_path=str(a.config), overrides=tuple(a.overrides)))
 
 
 if __name__ == "__main__":

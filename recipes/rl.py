@@ -19,9 +19,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from cascade.launch import preemption
 from cascade.launch.registry import StageRun
+from recipes.standalone import run_standalone, stage_name
 
 
 def run(ctx: StageRun) -> int:
@@ -34,35 +35,19 @@ def run(ctx: StageRun) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    preemption.install()  # first: a signal during the slow imports below must not kill the rank
-    p = argparse.ArgumentParser(prog="python -m recipes.rl", description="Run one RL stage from its YAML.")
-    p.add_argument("config", help="stage YAML (kind: rl)")
-    p.add_argument("--init-from", required=True, help="HF model dir, or an earlier stage's output dir")
-    p.add_argument("--output-dir", required=True, help="stage output dir (checkpoints/, hf/, metrics.jsonl)")
-    p.add_argument("--reward-model", default=None, help="reward model dir (side stage output or HF dir)")
-    p.add_argument("--name", default=None, help="stage name for logs and the manifest (default: the YAML's stem)")
-    p.add_argument("overrides", nargs="*", help="key=value config overrides")
-    a = p.parse_intermixed_args(argv)
+    def add_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--reward-model", default=None, help="reward model dir (side stage output or HF dir)")
 
-    from cascade.config import ConfigError, load_stage_config
+    return run_standalone(argv, kind="rl", description="Run one RL stage from its YAML.", train=_train,
+                          add_args=add_args)
+
+
+def _train(a: argparse.Namespace, cfg: Any) -> int:
     from cascade.train.rl import RLJob, train_rl
 
-    try:
-        cfg = load_stage_config(a.config, a.overrides)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
-    if cfg.kind.value != "rl":
-        print(f"config error: {a.config} is kind {cfg.kind.value!r}, not 'rl'", file=sys.stderr)
-        return 2
     uses = {"reward_model": Path(a.reward_model)} if a.reward_model else {}
-    job = RLJob(config=cfg, init_from=a.init_from, output_dir=Path(a.output_dir),
-                stage_name=a.name or Path(a.config).stem, config_path=str(a.config),
-                overrides=tuple(a.overrides), uses=uses)
-    rc = train_rl(job)
-    if rc == preemption.REQUEUE_EXIT_CODE:
-        preemption.flag_requeue()
-    return rc
+    return train_rl(RLJob(config=cfg, init_from=a.init_from, output_dir=Path(a.output_dir), stage_name=stage_name(a),
+                          config_path=str(a.config), overrides=tuple(a.overrides), uses=uses))
 
 
 if __name__ == "__main__":
