@@ -184,6 +184,28 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     return done[-1]
 
 
+LOW_DISK_BYTES = 1 << 30
+
+
+def _explain_save_failure(partial: Path, error: Exception) -> Exception:
+    """A save that failed on a (nearly) full filesystem says so, with the free space and the
+    size of the previous checkpoint; other failures pass through unchanged. The partial
+    directory never becomes `latest`, so the last committed checkpoint stays usable."""
+    try:
+        free = shutil.disk_usage(partial.parent).free
+    except OSError:
+        return error
+    if free >= LOW_DISK_BYTES:
+        return error
+    previous = [p for p in partial.parent.glob("iter_*") if p.is_dir() and not p.name.endswith(PARTIAL)]
+    size = sum(f.stat().st_size for p in previous[-1:] for f in p.rglob("*") if f.is_file())
+    need = f"; the previous checkpoint took {size / 2**30:.1f} GiB" if size else ""
+    return OSError(f"saving checkpoint {partial.name.removesuffix(PARTIAL)} to {partial.parent} failed: only "
+                   f"{free / 2**20:.0f} MiB free on that filesystem{need}. Free space (or point the run dir "
+                   f"elsewhere) and rerun: the stage resumes from its last committed checkpoint. "
+                   f"({type(error).__name__}: {error})")
+
+
 class Checkpointer:
     """Saves and restores one run's model/optimizer/scheduler under ``root``."""
 
@@ -273,7 +295,10 @@ class Checkpointer:
             sd["scheduler"] = self.scheduler.state_dict()
         sd["step"] = step
         sd["extra_state"] = dict(extra_state or {})
-        dist_checkpointing.save(sd, str(partial))
+        try:
+            dist_checkpointing.save(sd, str(partial))
+        except Exception as e:  # the writer's own message says nothing useful on a full disk
+            raise _explain_save_failure(partial, e) from e
         dist.barrier()
         if rank0:
             self._commit(partial, final, step, time.time() - t0)

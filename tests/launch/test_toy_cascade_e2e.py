@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -79,7 +81,7 @@ def _run_chain(request: pytest.FixtureRequest, cascade: Path, env: dict[str, str
 
 
 @pytest.fixture(scope="module")
-def toy_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def toy_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     from data_prep.toy import ToyConfig, build_toy
 
     # not tmp_path: Slurm jobs run as root from a spool dir and read these paths
@@ -96,7 +98,9 @@ def toy_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     assert report.returncode == 0, report.stderr
     again = subprocess.run([sys.executable, "-m", "cascade.launch", "run-local", str(cascade)], cwd=REPO_ROOT,
                            env=env, capture_output=True, text=True, timeout=600)
-    return {"plan": plan, "mode": mode, "log": log, "again": again, "env": env, "cascade": cascade}
+    yield {"plan": plan, "mode": mode, "log": log, "again": again, "env": env, "cascade": cascade}
+    for stage in plan.stages:  # seven 1.6 GB checkpoints: pytest keeps its last three base temp dirs
+        shutil.rmtree(stage.output_dir / "checkpoints", ignore_errors=True)
 
 
 def _manifest(stage_dir: Path) -> dict:
