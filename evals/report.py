@@ -13,7 +13,7 @@ import argparse
 import json
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from evals.benchmarks import benchmark_names
@@ -117,7 +117,7 @@ def build_table(stages: list[StageColumn], paper: PaperNumbers | None) -> dict:
             "skipped": {s.name: c["skipped"] for s, c in zip(ran, cells) if c and "skipped" in c},
             "notes": latest.get("notes", ""),
         })
-    training = {s.label: t.__dict__ for s in stages if (t := summarize(read_metrics(s.dir)))}
+    training = {s.label: asdict(t) for s in stages if (t := summarize(read_metrics(s.dir)))}
     return {"stages": [s.label for s in ran], "stage_names": [s.name for s in ran],
             "missing": [s.label for s in stages if not s.results], "rows": rows, "training": training}
 

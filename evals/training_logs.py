@@ -46,9 +46,6 @@ class TrainingSummary:
     first: float  # mean over the first EDGE logged values (step 0 = before training, for val/loss)
     last: float  # mean over the last EDGE
 
-    def render(self) -> str:
-        return f"{self.key} {self.first:.3g} -> {self.last:.3g} ({self.steps} steps)"
-
 
 def summarize(rows: list[dict]) -> TrainingSummary | None:
     """The first SUMMARY_KEYS metric the stage logged, averaged over its first and last steps."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from cascade.launch import preemption
@@ -20,8 +21,6 @@ Train = Callable[[argparse.Namespace, Any], int]  # (parsed args, validated stag
 
 
 def stage_name(a: argparse.Namespace) -> str:
-    from pathlib import Path
-
     return a.name or Path(a.config).stem
 
 

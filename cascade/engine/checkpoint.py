@@ -42,18 +42,17 @@ from cascade.engine import device
 from cascade.engine.model import unwrap
 from cascade.engine.preemption import PreemptionHandler
 from megatron.core import dist_checkpointing, tensor_parallel
-from megatron.core.dist_checkpointing.strategies import torch as _mcore_torch_strategy
-
-# Megatron 0.19's *synchronous* torch_dist save goes through its async path with strategy "mcore"
-# and warns that MCore async save is deprecated on every first save; we never save asynchronously.
-_mcore_torch_strategy._logged_mcore_async_deprecation = True
 from megatron.core import parallel_state as ps
 from megatron.core.dist_checkpointing.mapping import ShardedObject
+from megatron.core.dist_checkpointing.strategies import torch as _mcore_torch_strategy
 from megatron.core.optimizer import DistributedOptimizer, MegatronOptimizer
 from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
 from megatron.core.transformer.module import MegatronModule
 
 log = logging.getLogger(__name__)
+# Megatron 0.19's *synchronous* torch_dist save goes through its async path with strategy "mcore"
+# and warns that MCore async save is deprecated on every first save; we never save asynchronously.
+_mcore_torch_strategy._logged_mcore_async_deprecation = True
 
 LATEST = "latest"
 META = "cascade_meta.json"
@@ -197,7 +196,7 @@ def _explain_save_failure(partial: Path, error: Exception) -> Exception:
         return error
     if free >= LOW_DISK_BYTES:
         return error
-    previous = [p for p in partial.parent.glob("iter_*") if p.is_dir() and not p.name.endswith(PARTIAL)]
+    previous = sorted(p for p in partial.parent.glob("iter_*") if p.is_dir() and not p.name.endswith(PARTIAL))
     size = sum(f.stat().st_size for p in previous[-1:] for f in p.rglob("*") if f.is_file())
     need = f"; the previous checkpoint took {size / 2**30:.1f} GiB" if size else ""
     return OSError(f"saving checkpoint {partial.name.removesuffix(PARTIAL)} to {partial.parent} failed: only "
