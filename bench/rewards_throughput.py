@@ -26,8 +26,8 @@ from pathlib import Path
 
 import cascade.offline as off
 from cascade.config.schema.rl import CodeSandboxConfig, RewardConfig, RewardDomain
-from cascade.rewards.code_reward import CodeReward
-from cascade.rewards.code_sandbox import Job, Sandbox, SandboxLimits
+from cascade.rewards.code.reward import CodeReward
+from cascade.rewards.code.sandbox import Job, Sandbox, SandboxLimits
 from cascade.rewards.math_reward import MathReward, check_answer
 from cascade.rewards.pool import default_workers
 

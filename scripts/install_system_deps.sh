@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # System packages the project needs beyond Python: bubblewrap, the code-reward sandbox
-# (cascade/rewards/code_sandbox.py). Idempotent; when not root (and no passwordless sudo) it
+# (cascade/rewards/code/sandbox.py). Idempotent; when not root (and no passwordless sudo) it
 # prints what to run and exits 0, so the sandbox then fails loudly at first use instead.
 set -euo pipefail
 PKGS=(bubblewrap)

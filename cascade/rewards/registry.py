@@ -48,7 +48,7 @@ _REGISTRY: dict[RewardDomain, ScorerFactory] = {}
 # stays cheap (no sympy, torch or nltk until a scorer is built).
 _BUILTIN_MODULES = (
     "cascade.rewards.math_reward",
-    "cascade.rewards.code_reward",
+    "cascade.rewards.code.reward",
     "cascade.rewards.instruction",
     "cascade.rewards.rm_reward",
     "cascade.rewards.swe",

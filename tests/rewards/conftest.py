@@ -44,7 +44,7 @@ def need_bwrap() -> None:
 
 @pytest.fixture(scope="module")
 def code_scorer():
-    from cascade.rewards.code_reward import CodeReward
+    from cascade.rewards.code.reward import CodeReward
 
     require_bwrap()
     cfg = RewardConfig(domain=RewardDomain.CODE, timeout_s=20.0,

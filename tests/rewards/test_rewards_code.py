@@ -6,8 +6,8 @@ import json
 
 import cascade.offline as off
 from cascade.config.schema.rl import CodeSandboxConfig, RewardConfig, RewardDomain
-from cascade.rewards.code_reward import CodeReward
-from cascade.rewards.code_tests import call_matches, parse_tests, stdout_matches
+from cascade.rewards.code.reward import CodeReward
+from cascade.rewards.code.testcases import call_matches, parse_tests, stdout_matches
 
 ADD = {"inputs": ["1 2\n", "10 -3\n"], "outputs": ["3\n", "7\n"]}
 
@@ -31,8 +31,13 @@ def test_humaneval_and_mbpp_canonical_solutions_pass(need_bwrap):
     ids = [p["task_id"] for p in he] + [f"MBPP/{m['task_id']}" for m in mb]
     failed = {i: r.info for i, r in zip(ids, res) if r.reward != 1.0}
     assert len(rows) == 664
-    assert not [i for i in failed if i.startswith("HumanEval")], failed
-    assert len(failed) <= 1, failed  # offline_data.md: one MBPP gold solution fails its tests
+    # Four HumanEval checks draw random inputs (or call helpers of the prompt) and one MBPP
+    # test builds a tree from test-only classes: not plain calls, so reported, never run.
+    unconvertible = {i for i, r in zip(ids, res) if r.info.get("verdict") == "unconvertible_tests"}
+    assert unconvertible == {"HumanEval/32", "HumanEval/38", "HumanEval/50", "HumanEval/53", "MBPP/367"}
+    assert all("error" in failed[i] for i in unconvertible)
+    wrong = set(failed) - unconvertible
+    assert len(wrong) <= 1 and not [i for i in wrong if i.startswith("HumanEval")], failed  # one bad MBPP gold
     assert all(r.info["verdict"] == "passed" for i, r in zip(ids, res) if i not in failed)
 
 
@@ -104,5 +109,6 @@ def test_comparison_rules():
     assert stdout_matches(" 0.50 \n", "0.5")
     assert not stdout_matches("1\n2", "1\n3")
     assert not stdout_matches("1", "1\n1")
-    assert call_matches("[1, 2]", "[1,2]") and call_matches("5", [5]) and not call_matches("5", "6")
+    assert call_matches([1, 2], [1, 2]) and call_matches((1, 2), [1, 2]) and call_matches(5, [5])
+    assert not call_matches(5, 6) and not call_matches("5", 5)
     assert parse_tests({"input_output": json.dumps(ADD)}).mode == "stdio"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cascade.rewards.code_sandbox import Job, Sandbox, SandboxLimits, SandboxUnavailable
+from cascade.rewards.code.sandbox import Job, Sandbox, SandboxLimits, SandboxUnavailable
 
 PER_TEST_S = 2.0
 SLACK_S = 8.0  # sandbox start-up and kill on a loaded 2-core machine
@@ -28,7 +28,7 @@ def hostile(scorer, code: str, tests=ONE_TEST):
 
 
 def sandbox_processes(scorer) -> dict[int, int]:
-    """Processes per sandbox uid right now (a warm slot is bwrap, its PID 1 and the harness)."""
+    """Processes per sandbox uid right now (a warm slot is bwrap and the harness, its PID 1)."""
     uids = set(scorer.sandbox.uids)
     counts: dict[int, int] = {}
     for entry in os.listdir("/proc"):
@@ -129,14 +129,16 @@ def test_killing_its_parent_harms_nobody_else(code_scorer):
     code = (f"import os, signal\nfor pid in (os.getppid(), {me}, 1, -1):\n"
             "    try:\n        os.kill(pid, signal.SIGKILL)\n    except OSError:\n        pass\nprint('ok')")
     res, took = hostile(code_scorer, code)
-    assert res.reward == 0.0 and res.info["verdict"] == "runtime_error"
+    # The harness is the sandbox's PID 1, which ignores signals from inside its namespace, and
+    # nothing outside is visible: every kill fails and the program finishes its own test.
+    assert res.reward == 1.0 and res.info["verdict"] == "passed", res.info
     assert took < PER_TEST_S + SLACK_S
     assert os.getpid() == me  # this process (the trainer) is alive to assert it
     assert_host_unharmed(code_scorer)
 
 
 def test_refuses_to_run_unsandboxed_unless_asked(monkeypatch, caplog):
-    import cascade.rewards.code_sandbox as cs
+    import cascade.rewards.code.sandbox as cs
 
     monkeypatch.setattr(cs, "_bwrap_path", lambda: None)
     with pytest.raises(SandboxUnavailable, match="bubblewrap"):

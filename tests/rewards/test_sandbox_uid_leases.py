@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cascade.rewards.sandbox_uids import UidLease, UidsExhausted
+from cascade.rewards.code.uids import UidLease, UidsExhausted
 
 
 def test_concurrent_leases_get_disjoint_uids_and_release_returns_them(tmp_path: Path) -> None:
@@ -32,7 +32,7 @@ def test_no_free_uid_is_a_clear_error_that_keeps_nothing(tmp_path: Path) -> None
 
 
 def test_a_killed_holder_leaves_no_lease_behind(tmp_path: Path) -> None:
-    code = ("import sys, time; from pathlib import Path; from cascade.rewards.sandbox_uids import UidLease; "
+    code = ("import sys, time; from pathlib import Path; from cascade.rewards.code.uids import UidLease; "
             f"UidLease.acquire(2, 62000, lock_dir=Path({str(tmp_path)!r})); print('held', flush=True); time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
@@ -49,7 +49,7 @@ def test_a_killed_holder_leaves_no_lease_behind(tmp_path: Path) -> None:
 def test_two_sandboxes_in_one_process_run_as_different_uids() -> None:
     import os
 
-    from cascade.rewards.code_sandbox import Sandbox, SandboxUnavailable
+    from cascade.rewards.code.sandbox import Sandbox, SandboxUnavailable
 
     if os.geteuid() != 0:
         pytest.skip("slot uids are used only when the scorer runs as root")

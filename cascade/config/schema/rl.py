@@ -95,7 +95,7 @@ class ServedModelConfig:
 
 @dataclass(frozen=True)
 class CodeSandboxConfig:
-    """Limits of the code-reward sandbox (cascade/rewards/code_sandbox.py); total time per
+    """Limits of the code-reward sandbox (cascade/rewards/code/sandbox.py); total time per
     program is RewardConfig.timeout_s."""
 
     per_test_timeout_s: float = 6.0  # LiveCodeBench's default per-test limit

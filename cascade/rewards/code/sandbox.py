@@ -1,21 +1,26 @@
 """The code sandbox: runs untrusted programs in bubblewrap, never in the trainer's process.
 
-Isolation (measured on these machines, shared/reference/sandbox.md): `bwrap --unshare-all`
-gives a fresh network namespace (no loopback to the host), a PID namespace (everything the
-program starts dies with it), a read-only root with a private size-capped /tmp, a new session,
-and a cleared environment. What bwrap does not bound is added here:
-  * each worker slot runs as its own unprivileged uid when we are root (leased above `uid_base`,
-    never shared with another scorer on the machine: sandbox_uids.py), so RLIMIT_NPROC really
-    bounds a fork bomb (root is exempt from it) and root-only files (the trainer's home,
-    credentials) are unreadable;
-  * RLIMIT_AS/DATA/CPU/FSIZE/NPROC set by the in-sandbox harness (`sandbox_harness.py`);
-  * cgroup v1 `pids` and `memory` limits per slot when the hierarchy is writable;
-  * wall-clock limits per test (harness) and per program (here): on expiry the whole sandbox is
-    SIGKILLed, and `--die-with-parent` tears the PID namespace down with it.
-Each slot keeps one sandbox warm and serves programs one after another (`sandbox_slot.Slot`);
-between programs the harness kills every leftover process and empties /tmp, and any timeout,
-crash or protocol error discards the sandbox for a fresh one. Warm sandboxes skip bwrap and
-interpreter start-up, the dominant cost of a short program.
+What it guarantees (each point is a test in tests/rewards/test_code_redteam.py):
+  * the program sees only the interpreter, the system libraries and its own test input
+    (`filesystem.py`): not the repository, datasets, caches, homes, /var/tmp or the scorer's
+    environment; no network (a fresh network namespace), no other process of the host;
+  * it cannot reach the result channel: the harness is the sandbox's PID 1 and non-dumpable,
+    and seccomp refuses ptrace-like calls (`seccomp.py`); results are parsed and compared by
+    the scorer outside, on plain values;
+  * nothing survives from one program to the next in a warm sandbox: every process is killed
+    after each test, /tmp and /dev/shm are size-capped tmpfs emptied after each program (a
+    sandbox that cannot be emptied is discarded), SysV IPC, POSIX message queues and keyrings
+    are refused by seccomp;
+  * bounded resources: RLIMIT_AS/DATA/CPU/FSIZE/NPROC per process (harness), a wall clock per
+    test and per program (on expiry the sandbox is SIGKILLed), a per-slot cgroup (v1 or v2)
+    for memory and processes where one is writable (`cgroups.py`); each slot runs as its own
+    unprivileged uid when we are root (`uids.py`), so RLIMIT_NPROC really bounds a fork bomb.
+What it does not: it shares the host kernel (a kernel exploit escapes any namespace sandbox);
+CPU time is bounded per test, not isolated (a busy program slows its neighbours); without a
+writable cgroup, total memory is bounded by max_procs x memory_mb plus the tmpfs sizes.
+
+Each slot keeps one sandbox warm and serves programs one after another (`slot.Slot`); any
+timeout, crash, protocol error or unclean clean-up discards it for a fresh one.
 Without a working bwrap, construction raises `SandboxUnavailable` unless `allow_unsandboxed`
 was set explicitly, in which case a WARNING is logged and only rlimits and timeouts apply.
 """
@@ -37,14 +42,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from cascade.rewards.code import seccomp
+from cascade.rewards.code.cgroups import SlotCgroup, cgroup_problem
+from cascade.rewards.code.filesystem import bwrap_mounts
+from cascade.rewards.code.slot import RunReport, Slot
+from cascade.rewards.code.uids import UidLease
 from cascade.rewards.pool import default_workers
-from cascade.rewards.sandbox_cgroup import SlotCgroup
-from cascade.rewards.sandbox_slot import RunReport, Slot
-from cascade.rewards.sandbox_uids import UidLease
 
 log = logging.getLogger(__name__)
 
-HARNESS_SOURCE = (Path(__file__).parent / "sandbox_harness.py").read_text()
+HARNESS_SOURCE = (Path(__file__).parent / "harness.py").read_text()
 FALLBACK_PYTHON = "/usr/bin/python3"
 
 
@@ -61,17 +68,18 @@ class SandboxLimits:
     max_output_bytes: int = 32 << 20  # per test; more is an error (and stops the reader)
     file_size_mb: int = 64  # RLIMIT_FSIZE
     tmpfs_mb: int = 256  # the private /tmp
+    shm_mb: int = 64  # the private /dev/shm
 
 
 @dataclass
 class Job:
-    """One program and the inputs of its tests; expected outputs stay with the caller."""
+    """One program and the inputs of its tests; expected outputs stay with the caller.
+    stdio: each input is the test's stdin text. call: each input is `(fn, args, kwargs)` of
+    plain values, and the test's output is the call's result as tagged JSON (`plain.py`)."""
 
     code: str
     inputs: list[Any]
-    mode: str = "stdio"  # stdio | call | assert
-    fn_name: str | None = None
-    entry_point: str | None = None
+    mode: str = "stdio"  # stdio | call
     prelude: str = ""
 
 
@@ -120,6 +128,13 @@ class Sandbox:
             log.warning("code sandbox: %s; running UNSANDBOXED (rlimits and timeouts only)", problem)
             self.sandboxed = False
         self.python = python or self._pick_python()
+        self.mounts: list[str] = []
+        if self.sandboxed:
+            self.python, self.mounts = bwrap_mounts(self.python)
+        self.seccomp = seccomp.build() if self.sandboxed else None
+        if self.sandboxed and self.seccomp is None:
+            _warn_once(f"code sandbox: no seccomp table for {os.uname().machine}; SysV IPC, keyrings "
+                       "and ptrace-like calls are NOT refused")
         self.python_flags = python_flags  # -S: no site-packages, start-up 10 ms instead of 60
         self._uid_lease = (UidLease.acquire(self.num_workers, uid_base) if self.is_root and self.sandboxed
                            else None)
@@ -131,7 +146,11 @@ class Sandbox:
             for cg in self.cgroups:
                 cg and cg.remove()
             self.cgroups = []
-            log.info("code sandbox: cgroup v1 pids/memory not writable; bounding with rlimits only")
+        if use_cgroups and self.sandboxed and not self.cgroups:
+            _warn_once(f"code sandbox: {cgroup_problem()}; memory is capped per process "
+                       f"(RLIMIT_AS {self.limits.memory_mb} MiB x {self.limits.max_procs} processes) and "
+                       f"writable space by tmpfs sizes (/tmp {self.limits.tmpfs_mb} MiB, /dev/shm "
+                       f"{self.limits.shm_mb} MiB), not per slot")
         self.max_jobs_per_sandbox = max_jobs_per_sandbox
         self._tmpdirs = [] if self.sandboxed else [tempfile.mkdtemp(prefix="cascade-sbx-")
                                                    for _ in range(self.num_workers)]
@@ -143,7 +162,7 @@ class Sandbox:
 
     # -- setup ---------------------------------------------------------------------------------
     def _probe(self) -> str | None:
-        argv = self._bwrap_argv() + ["/bin/true"]
+        argv = [self.bwrap or "bwrap", "--ro-bind", "/", "/", *self._isolation_args(), "/bin/true"]
         kw = {"user": 65534, "group": 65534, "extra_groups": []} if self.is_root else {}
         try:
             r = subprocess.run(argv, capture_output=True, timeout=30, **kw)
@@ -178,16 +197,21 @@ class Sandbox:
             log.warning("code sandbox: slot uids %s belong to existing users; pass another uid_base",
                         ", ".join(taken))
 
-    def _bwrap_argv(self) -> list[str]:
-        tmpfs = str(self.limits.tmpfs_mb << 20)
+    def _isolation_args(self) -> list[str]:
+        lim = self.limits
         return [
-            self.bwrap or "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-            "--size", tmpfs, "--tmpfs", "/tmp", "--unshare-all", "--unshare-user",
-            "--disable-userns", "--die-with-parent", "--new-session", "--clearenv",
+            "--dev", "/dev", "--size", str(lim.shm_mb << 20), "--tmpfs", "/dev/shm",
+            "--proc", "/proc", "--size", str(lim.tmpfs_mb << 20), "--tmpfs", "/tmp",
+            "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
+            "--new-session", "--as-pid-1", "--clearenv",
             "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", "/tmp",
             "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
-            "--chdir", "/tmp", "--",
+            "--chdir", "/tmp",
         ]
+
+    def _bwrap_argv(self, seccomp_fd: int | None) -> list[str]:
+        extra = ["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []
+        return [self.bwrap or "bwrap", *self.mounts, *self._isolation_args(), *extra, "--"]
 
     # -- running -------------------------------------------------------------------------------
     def _job_spec(self, job: Job, tmpdir: str) -> dict[str, Any]:
@@ -196,29 +220,31 @@ class Sandbox:
         if not self.uids:  # RLIMIT_NPROC counts every process of our uid: leave room for them
             max_procs += _count_own_processes()
         return {
-            "code": job.code, "inputs": job.inputs, "mode": job.mode, "fn_name": job.fn_name,
-            "entry_point": job.entry_point, "prelude": job.prelude,
+            "code": job.code, "inputs": job.inputs, "mode": job.mode, "prelude": job.prelude,
+            "scratch_dirs": [tmpdir] if not self.sandboxed else ["/tmp", "/dev/shm"],
             "per_test_timeout": lim.per_test_timeout_s, "memory_bytes": lim.memory_mb << 20,
             "max_procs": max_procs, "max_output_bytes": lim.max_output_bytes,
-            "file_size_bytes": lim.file_size_mb << 20, "tmpdir": tmpdir,
+            "file_size_bytes": lim.file_size_mb << 20,
             "in_pid_namespace": self.sandboxed,
         }
 
-    def _argv(self, slot: int) -> list[str]:
+    def _launch(self, slot: int) -> tuple[list[str], tuple[int, ...]]:
+        """The command line of a fresh sandbox for `slot`, and the descriptors it inherits."""
+        fds: tuple[int, ...] = ()
+        if self.seccomp is not None:
+            fds = (seccomp.filter_fd(self.seccomp),)
         inner = [self.python, *self.python_flags, "-c", HARNESS_SOURCE]
-        argv = self._bwrap_argv() + inner if self.sandboxed else inner
+        argv = self._bwrap_argv(fds[0] if fds else None) + inner if self.sandboxed else inner
         if self.cgroups:
-            cg = self.cgroups[slot]
-            join = 'for f in "$1" "$2"; do echo $$ > "$f" || exit 97; done; shift 2; exec "$@"'
-            argv = ["/bin/sh", "-c", join, "sh", cg.pids_procs, cg.memory_procs] + argv
-        return argv
+            argv = self.cgroups[slot].join_argv() + argv
+        return argv, fds
 
     def _make_slot(self, k: int) -> Slot:
         kw: dict[str, Any] = {}
-        if self.uids:
+        if self.uids and not (self.cgroups and self.cgroups[k].v2):  # v2: setpriv drops the uid
             kw = {"user": self.uids[k], "group": self.uids[k], "extra_groups": []}
         on_stop = self.cgroups[k].kill_all if self.cgroups else (lambda: None)
-        return Slot(self._argv(k), kw, on_stop, self.max_jobs_per_sandbox, self.sandboxed)
+        return Slot(lambda: self._launch(k), kw, on_stop, self.max_jobs_per_sandbox, self.sandboxed)
 
     def run(self, job: Job, on_test: Callable[[dict[str, Any]], bool] | None = None) -> RunReport:
         """Run `job`; `on_test(event)` sees each test's raw output and returns False to stop."""
@@ -259,6 +285,16 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Said once per process, loudly: a weaker sandbox than the documented one."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        log.warning(message)
 
 
 def _count_own_processes() -> int:

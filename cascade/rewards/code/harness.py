@@ -1,18 +1,25 @@
-"""In-sandbox harness: runs programs against their test inputs and streams raw outputs.
+"""In-sandbox harness: runs programs against their test inputs and streams raw results.
 
-This file runs *inside* the bubblewrap sandbox (`python -I -S -c <this source>`), stdlib only,
-and stays warm: it serves one job (a program and its test inputs) after another, so neither
-bwrap nor the interpreter starts per program. For each test it forks a child that executes the
-program; it writes one `repr()` line per test on a private copy of fd 1 (the trusted scorer
-parses it with `ast.literal_eval`) and a `done` line per job. After every test it SIGKILLs every
-other process in the sandbox's PID namespace and after every job it empties /tmp, so nothing
-one program leaves behind reaches the next.
+This file runs *inside* the bubblewrap sandbox (`python -I -S -c <this source>`) as the
+sandbox's PID 1, stdlib only, and stays warm: it serves one job (a program and its test inputs)
+after another, so neither bwrap nor the interpreter starts per program. For each test it forks a
+child that executes the program: a stdin/stdout test feeds the input and captures stdout; a call
+test calls one function with plain arguments and returns its result as tagged JSON (`_plain`):
+the content of None, bool, int, float, complex, str, list, tuple, dict, set, frozenset (or a
+subclass of one), anything else refused.
+It writes one `repr()` line per test on a private copy of fd 1 (the scorer parses it with
+`ast.literal_eval`) and a `done` line per job.
 
-It never sees expected outputs — the scorer outside compares — so a program can at worst fail
-its own tests: it cannot read answers from this process's memory, and it cannot write on the
-result channel because the harness is non-dumpable (no /proc/<pid>/fd or ptrace access) and the
-children close every inherited descriptor. Killing the harness only ends the sandbox: the scorer
-reports the job as crashed and starts a fresh one.
+What the program can reach: its own test input (the other tests' inputs are dropped in the
+child) and nothing the scorer compares against. Expected outputs and test code never enter the
+sandbox: the scorer outside compares plain values. The result channel is unreachable: the
+harness is non-dumpable (no /proc/1/fd, ptrace or pidfd_getfd access for the same uid), it is
+PID 1 (no bwrap init holds the pipe), children close every inherited descriptor, and seccomp
+refuses pidfd_getfd/ptrace anyway. After every test it SIGKILLs every other process in the PID
+namespace; after every job it empties /tmp and /dev/shm (making read-only directories writable
+first) and checks they are empty, else it reports the sandbox dirty and exits so the scorer
+starts a fresh one. Killing the harness only ends the sandbox: the scorer reports the job as
+crashed.
 
 Protocol on fd 0 (from the scorer): b"J" + 4-byte big-endian length + marshal(job) starts a job;
 a b"S" byte stops the running job (fail-fast after a failed test). Imports are kept to cheap
@@ -27,7 +34,7 @@ import select
 import sys
 import time
 
-PR_SET_DUMPABLE = 4
+PR_GET_DUMPABLE, PR_SET_DUMPABLE = 3, 4
 SIGKILL, SIGXCPU = 9, 24  # numeric: `import signal` costs an enum import
 _CHUNK = 1 << 16
 
@@ -40,11 +47,47 @@ def _set_limit(kind, value):
     resource.setrlimit(kind, (value, value))
 
 
+def _plain(x, depth=0):
+    """A JSON-able, tagged copy of a result's *content*; TypeError for anything that is not built
+    on a plain type. Subclasses (a Counter, a namedtuple, a str with its own __eq__) are copied
+    by the base type's own methods, so only content crosses: the scorer compares that outside,
+    where no method of the program's runs. Tags: big int {"i": hex}, complex {"c": [re, im]},
+    tuple {"t": [...]}, set {"s": [...]}, frozenset {"f": [...]}, dict {"d": [[k, v], ...]}."""
+    if x is None or x is True or x is False:
+        return x
+    if isinstance(x, str):
+        return str.__str__(x)
+    if isinstance(x, int):
+        x = int.__pos__(x)
+        return x if -(1 << 62) < x < (1 << 62) else {"i": format(x, "x")}
+    if isinstance(x, float):
+        return float.__pos__(x)
+    if isinstance(x, complex):
+        return {"c": [complex.__pos__(x).real, complex.__pos__(x).imag]}
+    if depth > 200:
+        raise ValueError("result nested too deeply")
+    if isinstance(x, list):
+        return [_plain(v, depth + 1) for v in list.__iter__(x)]
+    if isinstance(x, dict):
+        return {"d": [[_plain(k, depth + 1), _plain(v, depth + 1)] for k, v in dict.items(x)]}
+    for base, tag in ((tuple, "t"), (frozenset, "f"), (set, "s")):
+        if isinstance(x, base):
+            return {tag: [_plain(v, depth + 1) for v in base.__iter__(x)]}
+    raise TypeError(f"the result is a {type(x).__name__}, not plain data")
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _run_child(job, test_input, out_fd, err_fd, in_fd):
     """Child side: set limits, wire stdio, execute the program. Never returns."""
     code = 1
     try:
         os.setpgid(0, 0)
+        job["inputs"].clear()  # this copy's other tests: only the own input stays reachable
         mem = job.get("memory_bytes")
         _set_limit(resource.RLIMIT_AS, mem)
         _set_limit(resource.RLIMIT_DATA, mem)
@@ -63,24 +106,15 @@ def _run_child(job, test_input, out_fd, err_fd, in_fd):
         if mode == "call":
             import json
 
-            target = ns.get(job["fn_name"])
+            fn, args, kwargs = test_input
+            target = ns.get(fn)
             if "Solution" in ns and isinstance(ns["Solution"], type):
-                target = getattr(ns["Solution"](), job["fn_name"], None) or target
+                target = getattr(ns["Solution"](), fn, None) or target
             if target is None:
-                raise NameError(f"function {job['fn_name']!r} not defined")
-            if isinstance(test_input, str):
-                args = [json.loads(line) for line in test_input.split("\n") if line.strip()]
-            elif isinstance(test_input, list):
-                args = test_input
-            else:
-                args = [test_input]
-            result = target(*args)
-            if isinstance(result, tuple):
-                result = list(result)
+                raise NameError(f"function {fn!r} not defined")
+            result = target(*args, **kwargs)
             sys.stdout.flush()
-            os.write(out_fd, json.dumps(result, default=repr).encode())
-        elif mode == "assert" and job.get("entry_point"):
-            ns["check"](ns[job["entry_point"]])
+            _write_all(out_fd, json.dumps(_plain(result)).encode())
         code = 0
     except SystemExit as e:
         code = 0 if e.code in (None, 0) else (e.code if isinstance(e.code, int) else 1)
@@ -163,10 +197,7 @@ def _input_fd(tmpdir, test_input, mode):
     path = os.path.join(tmpdir, ".in-" + os.urandom(8).hex())
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     os.unlink(path)
-    data = test_input.encode() if isinstance(test_input, str) and mode != "call" else b""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+    _write_all(fd, test_input.encode("utf-8", "surrogatepass") if mode == "stdio" else b"")
     os.lseek(fd, 0, 0)
     return fd
 
@@ -235,32 +266,65 @@ def _run_test(job, index, test_input, tmpdir, control):
 
 
 def _reap_strays(in_pid_namespace):
-    """SIGKILL every other process a program left (only inside a PID namespace, where kill(-1)
-    reaches the sandbox's own processes and nothing else), then reap our children."""
-    if in_pid_namespace and os.getpid() <= 3:
+    """SIGKILL every other process a program left and reap them all. Inside the PID namespace
+    the harness is PID 1: kill(-1) reaches the sandbox's processes and nothing else, and every
+    orphan is our child, so 'no children left' means nothing of the program survives."""
+    for _ in range(5000):
+        if in_pid_namespace and os.getpid() == 1:
+            try:
+                os.kill(-1, SIGKILL)
+            except ProcessLookupError:
+                pass
         try:
-            os.kill(-1, SIGKILL)
-        except ProcessLookupError:
-            pass
-    while True:
-        try:
-            if os.waitpid(-1, os.WNOHANG) == (0, 0):
-                break
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                if not in_pid_namespace:
+                    return
+                time.sleep(0.001)
         except ChildProcessError:
-            break
+            return
+    os._exit(5)  # something will not die: let the scorer discard this sandbox
 
 
 def _empty_dir(path):
-    for name in os.listdir(path):
-        p = os.path.join(path, name)
+    """Remove everything under `path` (iteratively; read-only directories made writable first).
+    True if it is empty afterwards."""
+    stack = [path]
+    while stack:
+        top = stack[-1]
         try:
-            if os.path.isdir(p) and not os.path.islink(p):
-                _empty_dir(p)
-                os.rmdir(p)
-            else:
-                os.unlink(p)
+            os.chmod(top, 0o700) if top != path else None
+            names = os.listdir(top)
         except OSError:
-            pass
+            stack.pop()
+            continue
+        pushed = False
+        for name in names:
+            p = os.path.join(top, name)
+            try:
+                if os.path.isdir(p) and not os.path.islink(p):
+                    os.chmod(p, 0o700)
+                    try:
+                        os.rmdir(p)
+                    except OSError:
+                        stack.append(p)
+                        pushed = True
+                else:
+                    os.unlink(p)
+            except OSError:
+                pass
+        if not pushed:
+            stack.pop()
+            if top != path:
+                try:
+                    os.rmdir(top)
+                except OSError:
+                    pass
+        if len(stack) > 10000:
+            return False
+    try:
+        return not os.listdir(path)
+    except OSError:
+        return False
 
 
 def _serve_job(job, chan, control, tmpdir):
@@ -276,20 +340,29 @@ def _serve_job(job, chan, control, tmpdir):
             pass
     if job["mode"] == "call":
         import json  # noqa: F401  (preloaded for the children)
-    for i, test_input in enumerate(job["inputs"]):
+    for i, test_input in enumerate(job["inputs"]):  # a child clears this list in its copy
         if control.poll():
             break
         chan.write(repr(_run_test(job, i, test_input, tmpdir, control)) + "\n")
         _reap_strays(job.get("in_pid_namespace"))
 
 
+def _private():
+    """Non-dumpable: processes of the same uid cannot open /proc/<pid>/fd, ptrace or pidfd_getfd
+    this one (children inherit it). Without it the result channel could be forged: refuse."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 or libc.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError("prctl(PR_SET_DUMPABLE, 0) failed")
+
+
 def main():
     try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-    except Exception:
-        pass
+        _private()
+    except Exception as e:
+        os.write(2, f"harness: cannot protect the result channel: {e}\n".encode())
+        os._exit(4)
     chan = os.fdopen(os.dup(1), "w", buffering=1)
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (1, 2):
@@ -299,16 +372,22 @@ def main():
         job = control.next_job()
         if job is None:
             return
+        if job.get("in_pid_namespace") and os.getpid() != 1:
+            os.write(2, b"harness: not PID 1 of the sandbox (bwrap --as-pid-1 missing)\n")
+            os._exit(4)
         if not limits_set:  # process-wide limits, fixed for the sandbox's lifetime
             _set_limit(resource.RLIMIT_CORE, 0)
             _set_limit(resource.RLIMIT_FSIZE, job.get("file_size_bytes"))
             _set_limit(resource.RLIMIT_NPROC, job.get("max_procs"))
+            _set_limit(resource.RLIMIT_MSGQUEUE, 0)  # no POSIX message queue outlives a program
             limits_set = True
-        tmpdir = job.get("tmpdir") or "/tmp"
-        _serve_job(job, chan, control, tmpdir)
+        scratch = job.get("scratch_dirs") or ["/tmp"]
+        _serve_job(job, chan, control, scratch[0])
         _reap_strays(job.get("in_pid_namespace"))
-        _empty_dir(tmpdir)
-        chan.write(repr({"event": "done"}) + "\n")
+        clean = all([_empty_dir(d) for d in scratch])
+        chan.write(repr({"event": "done", "clean": clean}) + "\n")
+        if not clean:  # something survived the clean-up: this sandbox must not serve again
+            os._exit(0)
 
 
 if __name__ == "__main__":
