@@ -1,17 +1,23 @@
 """`python -m cascade.rewards score --domain D IN.jsonl OUT.jsonl` (contract in DESIGN.md).
 
 Each output row is the input row plus `reward` (float) and `info` (dict). A row that cannot be
-scored — invalid JSON, missing fields, a verifier crash — gets reward 0 and `info.error`; the run
-never stops on one bad row. Rows are scored in chunks so a large file streams.
+scored (invalid UTF-8 or JSON, nesting too deep to parse, missing or null fields, a verifier
+crash) gets reward 0 and `info.error`; the output has one row per non-blank input line and the
+run never stops on one bad row. Rows are scored in chunks so a large file streams; the output
+is written to a temporary file beside it and renamed at the end, so it is never half-written
+and never replaces its own input. A wrong path is a one-line error with exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Iterator
-from typing import Any, TextIO
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from cascade.config.schema.rl import (
     CodeSandboxConfig,
@@ -41,8 +47,15 @@ def config_from_args(args: argparse.Namespace) -> RewardConfig:
     )
 
 
-def _chunks(lines: TextIO, size: int) -> Iterator[list[tuple[int, str]]]:
-    chunk: list[tuple[int, str]] = []
+_NEEDS_RM = (RewardDomain.REWARD_MODEL.value, RewardDomain.INSTRUCTION_RM.value)
+
+
+class UsageError(Exception):
+    """A mistake in the command line: reported in one line, exit code 2."""
+
+
+def _chunks(lines: BinaryIO, size: int) -> Iterator[list[tuple[int, bytes]]]:
+    chunk: list[tuple[int, bytes]] = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -54,51 +67,109 @@ def _chunks(lines: TextIO, size: int) -> Iterator[list[tuple[int, str]]]:
         yield chunk
 
 
-def score_chunk(scorer: DomainScorer, chunk: list[tuple[int, str]]) -> list[dict[str, Any]]:
+def _parse_line(n: int, raw: bytes) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(row, None) for a JSON object line, else (None, the error row that stands for it)."""
+    def bad(why: str, shown: Any) -> tuple[None, dict[str, Any]]:
+        return None, {"line": n, "raw": shown, "reward": 0.0, "info": {"error": f"line {n}: {why}"}}
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return bad(f"invalid UTF-8 at byte {e.start}", raw[:1000].decode("utf-8", "replace"))
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as e:
+        return bad(f"invalid JSON: {e.msg} (column {e.colno})", text.rstrip("\n")[:1000])
+    except (RecursionError, ValueError, MemoryError) as e:  # nesting, integer digits
+        return bad(f"unparsable JSON: {type(e).__name__}", text.rstrip("\n")[:1000])
+    if not isinstance(row, dict):
+        return bad(f"a JSON {type(row).__name__}, not an object", text.rstrip("\n")[:1000])
+    return row, None
+
+
+def _score_rows(scorer: DomainScorer, rows: list[dict[str, Any]]) -> list[tuple[float, dict[str, Any]]]:
+    """Score a batch; if the scorer fails on it, score row by row so only the guilty row pays."""
+    try:
+        return [(float(r.reward), r.info) for r in scorer.score(rows)]
+    except Exception:  # noqa: BLE001  (a scorer bug: isolate it)
+        out = []
+        for row in rows:
+            try:
+                r = scorer.score([row])[0]
+                out.append((float(r.reward), r.info))
+            except Exception as e:  # noqa: BLE001
+                out.append((0.0, {"error": f"scorer failed: {type(e).__name__}: {str(e)[:300]}"}))
+        return out
+
+
+def score_chunk(scorer: DomainScorer, chunk: list[tuple[int, bytes]]) -> list[dict[str, Any]]:
     """Parse and score one chunk of input lines; every line yields exactly one output row."""
     out: list[dict[str, Any] | None] = [None] * len(chunk)
     rows, where = [], []
     for k, (n, line) in enumerate(chunk):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            out[k] = {"line": n, "raw": line.rstrip("\n")[:1000], "reward": 0.0,
-                      "info": {"error": f"invalid JSON on line {n}: {e}"}}
-            continue
-        if not isinstance(row, dict):
-            out[k] = {"line": n, "raw": row, "reward": 0.0,
-                      "info": {"error": f"line {n} is a JSON {type(row).__name__}, not an object"}}
-            continue
-        rows.append(row)
-        where.append(k)
-    try:
-        results = scorer.score(rows) if rows else []
-    except Exception as e:  # a scorer bug must not lose the file: every row of the chunk says so
-        results = None
-        failure = f"scorer failed: {type(e).__name__}: {e}"
-    for j, (k, row) in enumerate(zip(where, rows)):
-        if results is None:
-            out[k] = {**row, "reward": 0.0, "info": {"error": failure}}
+        row, error_row = _parse_line(n, line)
+        if row is None:
+            out[k] = error_row
         else:
-            out[k] = {**row, "reward": float(results[j].reward), "info": results[j].info}
+            rows.append(row)
+            where.append(k)
+    for k, row, (reward, info) in zip(where, rows, _score_rows(scorer, rows) if rows else []):
+        out[k] = {**row, "reward": reward, "info": info}
     return out  # type: ignore[return-value]
 
 
-def cmd_score(args: argparse.Namespace) -> int:
-    scorer = build_scorer(config_from_args(args))
-    total, errors, reward_sum = 0, 0, 0.0
+def _dumps(row: dict[str, Any]) -> str:
+    """One JSON line; rows holding lone surrogates (not encodable as UTF-8) are written escaped."""
+    text = json.dumps(row, ensure_ascii=False, default=str)
     try:
-        with open(args.input) as fin, open(args.output, "w") as fout:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(row, ensure_ascii=True, default=str)
+    return text
+
+
+def _check_paths(inp: str, outp: str) -> tuple[Path, Path]:
+    src, dst = Path(inp), Path(outp)
+    if not src.exists():
+        raise UsageError(f"input {src} does not exist")
+    if src.is_dir():
+        raise UsageError(f"input {src} is a directory, not a JSONL file")
+    if dst.is_dir():
+        raise UsageError(f"output {dst} is a directory; name a file")
+    if not dst.parent.is_dir():
+        raise UsageError(f"output directory {dst.parent} does not exist")
+    if dst.exists() and os.path.samefile(src, dst) or src.resolve() == dst.resolve():
+        raise UsageError(f"output {dst} is the input file: write the scores elsewhere")
+    return src, dst
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    src, dst = _check_paths(args.input, args.output)
+    if args.domain in _NEEDS_RM and not (args.rm_endpoint or args.rm_checkpoint):
+        raise UsageError(f"--domain {args.domain} needs --rm-endpoint URL or --rm-checkpoint DIR")
+    if args.domain == RewardDomain.SWE.value and not (args.judge_endpoint or args.judge_checkpoint):
+        raise UsageError("--domain swe needs --judge-endpoint URL or --judge-checkpoint DIR")
+    try:
+        scorer = build_scorer(config_from_args(args))
+    except ValueError as e:  # e.g. a served-model domain without its endpoint or checkpoint flags
+        raise UsageError(f"--domain {args.domain}: {e}") from None
+    total, errors, reward_sum = 0, 0, 0.0
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    try:
+        with open(src, "rb") as fin, os.fdopen(fd, "w", encoding="utf-8") as fout:
             for chunk in _chunks(fin, args.chunk_size):
                 for row in score_chunk(scorer, chunk):
-                    fout.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+                    fout.write(_dumps(row) + "\n")
                     total += 1
                     errors += "error" in row["info"]
                     reward_sum += row["reward"]
+        os.replace(tmp, dst)
     finally:
         scorer.close()
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     mean = reward_sum / total if total else 0.0
-    print(f"scored {total} rows ({errors} errors), mean reward {mean:.4f} -> {args.output}", file=sys.stderr)
+    print(f"scored {total} rows ({errors} errors), mean reward {mean:.4f} -> {dst}", file=sys.stderr)
     return 0
 
 
@@ -128,4 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except UsageError as e:
+        print(f"cascade.rewards: error: {e}", file=sys.stderr)
+        return 2

@@ -96,6 +96,8 @@ def _run_child(job, test_input, out_fd, err_fd, in_fd):
         os.dup2(err_fd, 2)
         mode = job["mode"]
         os.dup2(out_fd if mode == "stdio" else os.open(os.devnull, os.O_WRONLY), 1)
+        for fd in {in_fd, err_fd, out_fd} - {0, 1, 2} - ({out_fd} if mode == "call" else set()):
+            os.close(fd)  # only fds 0-2 (and a call's own result pipe) stay open
         sys.stdin = open(0, "r", closefd=False)
         sys.stdout = open(1, "w", closefd=False)
         sys.stderr = open(2, "w", closefd=False)
