@@ -33,6 +33,8 @@ from typing import Any
 
 from cascade.config.schema.rl import RewardDomain
 from cascade.data.records import RLRecord, as_messages, check_messages
+from cascade.rewards.code.assert_tests import Unconvertible
+from cascade.rewards.code.assert_tests import convert as convert_asserts
 from data_prep import if_constraints, rl_common
 from data_prep.manifest import Manifest
 from data_prep.sources import Column, Drop, InputSchema, Row, convert, maybe_json, read_rows
@@ -158,12 +160,22 @@ CODE = InputSchema("code problems with tests (TACO/APPS/LiveCodeBench style)", (
 
 
 def code_tests(value: Any) -> dict[str, Any]:
-    """Tests as {"inputs", "outputs", "fn_name"?} (the rewards CLI contract)."""
+    """Tests as {"inputs", "outputs", "fn_name"?} (the rewards CLI contract), or HumanEval/MBPP
+    assert code `{"test_code", "entry_point"?}` when the reward can turn it into plain calls and
+    checks; other assert code is dropped and counted (`unconvertible_tests`): the code reward
+    never runs test code, so such a problem could only ever score 0."""
     t = maybe_json(value)
     if isinstance(t, dict) and "input_output" in t:
         t = maybe_json(t["input_output"])
     if not isinstance(t, dict):
         raise Drop("no_tests")
+    if "test_code" in t:
+        entry = t.get("entry_point")
+        try:
+            convert_asserts(t["test_code"], entry if isinstance(entry, str) else None)
+        except Unconvertible:
+            raise Drop("unconvertible_tests") from None
+        return {"test_code": t["test_code"], **({"entry_point": entry} if isinstance(entry, str) else {})}
     ins, outs = t.get("inputs", t.get("input")), t.get("outputs", t.get("output"))
     if not isinstance(ins, list) or not isinstance(outs, list) or not ins or len(ins) != len(outs):
         raise Drop("no_tests")  # interactive / special-judge problems ship no I/O pairs (C1 §4.6)
@@ -179,7 +191,8 @@ def adapt_code(row: Row, args: argparse.Namespace) -> RLRecord:
         raise ValueError("empty question")
     tests = code_tests(row.data["tests"])
     starter = str(row.data.get("starter_code") or "").strip()
-    suffix = CODE_CALL_SUFFIX.format(fn=tests["fn_name"]) if "fn_name" in tests else CODE_SUFFIX
+    fn = tests.get("fn_name") or tests.get("entry_point")
+    suffix = CODE_CALL_SUFFIX.format(fn=fn) if fn else CODE_SUFFIX
     text = question + (f"\n\nStarter code:\n```python\n{starter}\n```" if starter else "") + f"\n\n{suffix}"
     meta = {"origin": row.where, **({"url": str(row.data["url"])} if row.data.get("url") else {})}
     return RLRecord(id=stable_id("code", row, question), domain=RewardDomain.CODE,

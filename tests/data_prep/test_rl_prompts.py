@@ -98,3 +98,18 @@ def test_code_tests_urls_and_url_decontamination(tmp_path, offline):
     m = load_json(tmp_path / "out" / "manifest.json")
     assert step(m, "filter")["dropped"] == {"no_tests": 1}
     assert step(m, "decontaminate")["by_reason"] == {"url": {"lcb": 1}}
+
+
+def test_code_assert_tests_that_cannot_be_plain_calls_are_dropped_and_counted(tmp_path, offline):
+    """HumanEval checks that draw random inputs could only ever score 0 (the reward never runs
+    test code): they are filtered at build time and counted in the manifest."""
+    he = {p["task_id"]: p for p in offline.humaneval()}
+    rows = [{"question": he[t]["prompt"], "task_id": t,
+             "tests": {"test_code": he[t]["test"], "entry_point": he[t]["entry_point"]}}
+            for t in ("HumanEval/0", "HumanEval/2", "HumanEval/53")]
+    write_jsonl(tmp_path / "code.jsonl", rows)
+    recs = run("code", tmp_path / "code.jsonl", tmp_path / "out", "--eval-sets", "")
+    assert sorted(r.tests["entry_point"] for r in recs) == sorted([he["HumanEval/0"]["entry_point"],
+                                                                   he["HumanEval/2"]["entry_point"]])
+    m = load_json(tmp_path / "out" / "manifest.json")
+    assert step(m, "filter")["dropped"] == {"unconvertible_tests": 1}

@@ -300,9 +300,14 @@ class _Converter:
 
     def _validate(self, expr: ast.expr, where: str) -> None:
         """Fail at conversion time (not at scoring time) on names the evaluator cannot know."""
+        bound = {g.target.id for g in ast.walk(expr) if isinstance(g, ast.comprehension)
+                 and isinstance(g.target, ast.Name)}
+        modules = {id(n.value) for n in ast.walk(expr) if isinstance(n, ast.Attribute)
+                   and isinstance(n.value, ast.Name)
+                   and ((n.value.id, n.attr) in SAFE_ATTRS or (n.value.id, n.attr) in SAFE_CONSTS)}
         for node in ast.walk(expr):
-            bound = {g.target.id for g in ast.walk(expr) if isinstance(g, ast.comprehension)
-                     and isinstance(g.target, ast.Name)}
+            if id(node) in modules:
+                continue
             if isinstance(node, ast.Name) and not node.id.startswith("__r") and node.id not in bound \
                     and node.id not in self.env and node.id not in SAFE_TYPES and node.id not in SAFE_FUNCS:
                 raise Unconvertible(f"{where}: unknown name {node.id!r}")
@@ -342,6 +347,9 @@ def convert(test_code: str | None, entry_point: str | None = None,
         conv.statements(conv.check_fn.body, {conv.check_fn.args.args[0].arg}, top=False)
     if not conv.checks:
         raise Unconvertible("no assertion calls the program")
+    names = sorted({c.fn for c in conv.calls})
+    if len(names) > 1:  # `f(x) == g(x)` with both the program's would let it choose both sides
+        raise Unconvertible(f"the asserts call several program functions ({', '.join(names)})")
     return conv.calls, conv.checks
 
 
