@@ -81,10 +81,11 @@ def test_objects_that_compare_equal_to_anything_fail(code_scorer, cheat, tests):
 
 def test_subclasses_compare_by_content_only(code_scorer):
     """A Counter or namedtuple is judged by its content, as the original assert would."""
-    tests = {"test_code": "assert freq([1, 1, 2]) == {1: 2, 2: 1}\nassert pair() == (1, 2)\n"}
-    code = ("from collections import Counter, namedtuple\nP = namedtuple('P', 'a b')\n"
-            "def freq(x):\n    return Counter(x)\ndef pair():\n    return P(1, 2)")
-    assert score(code_scorer, code, tests)["reward"] == 1.0
+    counter = "from collections import Counter\ndef freq(x):\n    return Counter(x)"
+    pair = "from collections import namedtuple\nP = namedtuple('P', 'a b')\ndef pair():\n    return P(1, 2)"
+    assert score(code_scorer, counter, {"test_code": "assert freq([1, 1, 2]) == {1: 2, 2: 1}"})["reward"] == 1.0
+    assert score(code_scorer, pair, {"test_code": "assert pair() == (1, 2)"})["reward"] == 1.0
+    assert score(code_scorer, pair, {"test_code": "assert pair() == (2, 1)"})["reward"] == 0.0
 
 
 SNOOP_MEMORY = """

@@ -1,4 +1,4 @@
-"""Instruction reward: the vendored checkers agree with the reference implementations.
+"""Instruction reward: the if-verifiable checkers, as the reward loads them, agree with the references.
 
 IFEval: every one of the 25 instruction types with a passing and a failing response (plus
 loose-only cases), compared with lm-eval's reference evaluation (pinned wheel, offline NLTK).

@@ -1,1 +1,0 @@
-"""IFBench checkers (vendored, see the files' headers)."""

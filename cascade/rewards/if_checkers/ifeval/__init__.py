@@ -1,1 +1,0 @@
-"""IFEval checkers (vendored, see the files' headers)."""
