@@ -51,9 +51,9 @@ def taxonomy_of(ids: Sequence[str]) -> str | None:
 
 
 def _conflicts() -> dict[str, set[str]]:
-    from cascade.rewards.if_checkers.ifeval.instructions_registry import INSTRUCTION_CONFLICTS
+    from cascade.rewards.instruction_checkers import ifeval_conflicts
 
-    out: dict[str, set[str]] = {k: set(v) | {k} for k, v in INSTRUCTION_CONFLICTS.items()}
+    out: dict[str, set[str]] = {k: v | {k} for k, v in ifeval_conflicts().items()}
     for k, vs in list(out.items()):  # make symmetric
         for v in vs:
             out.setdefault(v, {v}).add(k)

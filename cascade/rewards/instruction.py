@@ -1,12 +1,13 @@
 """IF-RL reward (C1 §4.4): rule-based instruction checkers, 1 only if every instruction holds.
 
-Checkers are the reference implementations, vendored in `if_checkers/`: Google's IFEval (25
-types, from lm-eval) and AllenAI's IFBench (57 test types, spaCy-free copy from if-verifiable).
-Strict and loose follow the references' evaluation code exactly (lm-eval `ifeval/utils.py`,
-IFBench `evaluation_lib.py`): strict checks the response as is; loose also accepts it with the
-first/last line or markdown asterisks removed. The reward is prompt-level strict; loose goes in
-`info`. An unknown instruction id makes the row an error (reward 0) rather than being skipped,
-so an unverifiable constraint can never be rewarded.
+Checkers are the reference implementations from the pinned `if-verifiable` package (loaded
+offline by `instruction_checkers`): Google's IFEval (25 types) and AllenAI's IFBench (58 types,
+without spaCy). Strict and loose follow the references' evaluation code exactly (lm-eval
+`ifeval/utils.py`, IFBench `evaluation_lib.py`): strict checks the response as is; loose also
+accepts it with the first/last line or markdown asterisks removed. The reward is prompt-level
+strict; loose goes in `info`. An unknown instruction id makes the row an error (reward 0) rather
+than being skipped (as if-verifiable's own evaluation does), so an unverifiable constraint can
+never be rewarded.
 
 Checkers run regexes, langdetect and NLTK on untrusted text, so they run in a `ProcessPool`
 with per-row deadlines; workers point NLTK at the offline data (`cascade.offline`).
@@ -14,51 +15,25 @@ with per-row deadlines; workers point NLTK at the offline data (`cascade.offline
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from cascade.config.schema.rl import RewardConfig, RewardDomain
+from cascade.rewards.instruction_checkers import load_registries, loose_variants, setup_nltk
 from cascade.rewards.pool import ProcessPool
 from cascade.rewards.registry import RewardResult, Row, error_result, register_reward, require_fields
 from cascade.rewards.text import split_thinking
 
 FIELDS = ("response", "instruction_id_list", "kwargs")
-
-
-def setup_nltk() -> None:
-    """Make the offline NLTK data visible (before nltk is imported). A preset $NLTK_DATA that
-    already holds punkt_tab wins; otherwise cascade.offline's cache is used (clear error if absent)."""
-    preset = [p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p]
-    if any((Path(p) / "tokenizers" / "punkt_tab").is_dir() for p in preset):
-        return
-    from cascade.offline import use_offline_nltk
-
-    use_offline_nltk()
+__all__ = ["InstructionReward", "evaluate", "loose_variants", "registries", "setup_nltk"]
 
 
 @lru_cache(maxsize=1)
 def registries() -> tuple[dict[str, Any], dict[str, Any]]:
-    """(IFEval registry, IFBench registry); their instruction ids do not overlap."""
-    setup_nltk()
-    import langdetect
-
-    langdetect.DetectorFactory.seed = 0  # langdetect samples: fix it so rewards are reproducible
-    from cascade.rewards.if_checkers.ifbench.instructions_registry import INSTRUCTION_DICT as ifbench
-    from cascade.rewards.if_checkers.ifeval.instructions_registry import INSTRUCTION_DICT as ifeval
-
-    return dict(ifeval), dict(ifbench)
-
-
-def loose_variants(response: str) -> list[str]:
-    """The eight response variants of the reference loose evaluation."""
-    r = response.split("\n")
-    first, last, both = "\n".join(r[1:]).strip(), "\n".join(r[:-1]).strip(), "\n".join(r[1:-1]).strip()
-    return [response, response.replace("*", ""), first, last, both,
-            first.replace("*", ""), last.replace("*", ""), both.replace("*", "")]
+    """(IFEval registry, IFBench registry): instruction id -> checker class; ids do not overlap."""
+    return load_registries()
 
 
 def _build_checker(instruction_id: str, kwargs: dict[str, Any] | None, prompt: str) -> Any:

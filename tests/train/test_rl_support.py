@@ -1,7 +1,7 @@
 """Inputs for the RL trainer tests, built offline (no test functions here besides self-checks).
 
 * ``keyword_task``: RL prompts "write a short sentence about X" whose real IF-RL reward
-  (IFEval ``keywords:existence``, checked by cascade.rewards' vendored checker) is 1 when the
+  (IFEval ``keywords:existence``, checked by the reward's if-verifiable checker) is 1 when the
   answer contains "the".
 * ``warm_start``: a short supervised warm-start of the tiny random Qwen3 (SmolLM2's ChatML
   tokenizer) on answers like "The cat is calm." / "A cat is calm." (half each), through the same
