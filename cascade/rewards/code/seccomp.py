@@ -48,32 +48,19 @@ def build(machine: str | None = None) -> bytes | None:
         return None
     col, audit_arch = arch
     numbers = sorted({nrs[col] for nrs in DENIED.values()})
-    deny = _insn(_RET_K, 0, 0, _RET_ERRNO | errno.EPERM)
-    body = [_insn(_LD_W_ABS, 0, 0, 0)]  # seccomp_data.nr
+    # [load arch, check arch, load nr, (x86_64: refuse x32), one jeq per number, allow, deny].
+    # BPF jumps count from the next instruction; every refusal jumps to the final `deny`.
+    n_checks = 2 + (col == 0) + len(numbers)  # instructions after the first load, before allow
+    deny_at = 1 + n_checks + 1
+    prog = [_insn(_LD_W_ABS, 0, 0, 4), _insn(_JEQ_K, 0, deny_at - 2, audit_arch), _insn(_LD_W_ABS, 0, 0, 0)]
     if col == 0:
-        body.append(None)  # type: ignore[arg-type]  (x32 check, patched below)
+        prog.append(_insn(_JGE_K, deny_at - 4, 0, _X32_BIT))
     for nr in numbers:
-        body.append(None)  # type: ignore[arg-type]
-    # Jumps are relative to the next instruction; every deny jump lands on the final `deny`.
-    n = len(body)
-    prog = [_insn(_LD_W_ABS, 0, 0, 4), None, *body]  # load arch; jeq arch (patched)
-    out: list[bytes] = []
-    for i, ins in enumerate(prog):
-        if ins is not None:
-            out.append(ins)
-            continue
-        to_deny = len(prog) - i  # the `allow` after the body sits at len(prog); deny right after it
-        if i == 1:
-            out.append(_insn(_JEQ_K, 0, to_deny, audit_arch))
-        elif col == 0 and i == 3:
-            out.append(_insn(_JGE_K, to_deny, 0, _X32_BIT))
-        else:
-            k = numbers[i - (4 if col == 0 else 3)]
-            out.append(_insn(_JEQ_K, to_deny, 0, k))
-    del n
-    out.append(_insn(_RET_K, 0, 0, _RET_ALLOW))
-    out.append(deny)
-    return b"".join(out)
+        prog.append(_insn(_JEQ_K, deny_at - len(prog) - 1, 0, nr))
+    prog.append(_insn(_RET_K, 0, 0, _RET_ALLOW))
+    prog.append(_insn(_RET_K, 0, 0, _RET_ERRNO | errno.EPERM))
+    assert len(prog) == deny_at + 1
+    return b"".join(prog)
 
 
 def filter_fd(program: bytes) -> int:
