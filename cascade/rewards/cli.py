@@ -147,8 +147,6 @@ def cmd_score(args: argparse.Namespace) -> int:
     src, dst = _check_paths(args.input, args.output)
     if args.domain in _NEEDS_RM and not (args.rm_endpoint or args.rm_checkpoint):
         raise UsageError(f"--domain {args.domain} needs --rm-endpoint URL or --rm-checkpoint DIR")
-    if args.domain == RewardDomain.SWE.value and not (args.judge_endpoint or args.judge_checkpoint):
-        raise UsageError("--domain swe needs --judge-endpoint URL or --judge-checkpoint DIR")
     try:
         scorer = build_scorer(config_from_args(args))
     except ValueError as e:  # e.g. a served-model domain without its endpoint or checkpoint flags
