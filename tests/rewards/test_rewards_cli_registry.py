@@ -41,8 +41,11 @@ def test_cli_scores_a_mixed_file_with_malformed_rows(domain, tmp_path):
              json.dumps(bad)]
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text("\n".join(lines) + "\n")
+    # swe needs a judge; these rows never reach it (a lexical match and an edit-free response)
+    judge = ["--judge-endpoint", "http://127.0.0.1:9/v1"] if domain == "swe" else []
     r = subprocess.run([sys.executable, "-m", "cascade.rewards", "score", "--domain", domain, str(src), str(out),
-                        "--workers", "1", "--timeout", "20"], cwd=REPO, capture_output=True, text=True, timeout=300)
+                        "--workers", "1", "--timeout", "20", *judge], cwd=REPO, capture_output=True, text=True,
+                       timeout=300)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(rows) == 5  # the blank line is skipped, every other line gives one row

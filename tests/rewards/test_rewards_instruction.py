@@ -76,14 +76,14 @@ def _reference(ref, iid, kwargs, response, prompt="p"):
 
 
 def test_ifeval_cases_cover_all_25_types():
-    from cascade.rewards.instruction import registries
+    from cascade.rewards.instruction.reward import registries
 
     ifeval, _ = registries()
     assert len(ifeval) == 25 and {c[0] for c in IFEVAL_CASES} == set(ifeval)
 
 
 def test_ifeval_checkers_agree_with_reference(reference_ifeval):
-    from cascade.rewards.instruction import evaluate
+    from cascade.rewards.instruction.reward import evaluate
 
     cases = [(iid, kw, good) for iid, kw, good, _ in IFEVAL_CASES]
     cases += [(iid, kw, bad) for iid, kw, _, bad in IFEVAL_CASES] + LOOSE_ONLY
@@ -149,7 +149,7 @@ def _handcrafted_rows():
 
 
 def test_ifbench_checkers_agree_with_reference(reference_ifbench):
-    from cascade.rewards.instruction import evaluate
+    from cascade.rewards.instruction.reward import evaluate
 
     registry = reference_ifbench.INSTRUCTION_DICT
     seen: dict[str, set[bool]] = {}

@@ -16,8 +16,8 @@ from typing import Any
 
 from cascade.config.schema.rl import RewardConfig, RewardDomain
 from cascade.rewards.registry import RewardResult, Row, error_result, register_reward, require_fields
-from cascade.rewards.swe_judge import Judge, JudgeRequest, make_judge
-from cascade.rewards.swe_patch import (
+from cascade.rewards.swe.judge import Judge, JudgeRequest, make_judge
+from cascade.rewards.swe.patch import (
     PatchFormatError,
     apply_search_replace,
     apply_unified_diff,

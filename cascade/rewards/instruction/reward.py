@@ -1,7 +1,7 @@
 """IF-RL reward (C1 §4.4): rule-based instruction checkers, 1 only if every instruction holds.
 
 Checkers are the reference implementations from the pinned `if-verifiable` package (loaded
-offline by `instruction_checkers`): Google's IFEval (25 types) and AllenAI's IFBench (58 types,
+offline by `checkers.py`): Google's IFEval (25 types) and AllenAI's IFBench (58 types,
 without spaCy). Strict and loose follow the references' evaluation code exactly (lm-eval
 `ifeval/utils.py`, IFBench `evaluation_lib.py`): strict checks the response as is; loose also
 accepts it with the first/last line or markdown asterisks removed. The reward is prompt-level
@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from cascade.config.schema.rl import RewardConfig, RewardDomain
-from cascade.rewards.instruction_checkers import load_registries, loose_variants, setup_nltk
+from cascade.rewards.instruction.checkers import load_registries, loose_variants, setup_nltk
 from cascade.rewards.pool import ProcessPool
 from cascade.rewards.registry import RewardResult, Row, error_result, register_reward, require_fields
 from cascade.rewards.text import split_thinking
@@ -100,10 +100,10 @@ class InstructionReward:
 
     def __init__(self, cfg: RewardConfig) -> None:
         self.pool = ProcessPool(
-            "cascade.rewards.instruction:check_row",
+            "cascade.rewards.instruction.reward:check_row",
             num_workers=cfg.num_workers,
             timeout_s=cfg.timeout_s,
-            init="cascade.rewards.instruction:warm_up",
+            init="cascade.rewards.instruction.reward:warm_up",
         )
 
     def score(self, rows: Sequence[Row]) -> list[RewardResult]:

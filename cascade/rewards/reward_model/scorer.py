@@ -10,7 +10,7 @@ Backends (picked by `make_rm_scorer` from a `ServedModelConfig`):
       - a path ending in `/pooling`: vLLM's OpenAI-compatible pooling API (`vllm serve <rm>`),
         one request per conversation, score = last value of the returned pooled data;
       - anything else: the simple JSON API `POST {"model", "conversations": [[msg, ...]]}` ->
-        `{"scores": [float]}` (served by `python -m cascade.rewards.rm_server`).
+        `{"scores": [float]}` (served by `python -m cascade.rewards.reward_model.server`).
   * `LocalRewardModel`, checkpoint directory — the format the RM training recipe exports:
       - an HF `*ForSequenceClassification` directory with `num_labels == 1`, or
       - an HF causal-LM (or base) directory plus `reward_head.safetensors` holding `weight`

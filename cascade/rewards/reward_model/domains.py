@@ -19,7 +19,7 @@ from typing import Any
 
 from cascade.config.schema.rl import RewardConfig, RewardDomain
 from cascade.rewards.registry import RewardResult, Row, error_result, register_reward, require_fields
-from cascade.rewards.reward_model import Message, RewardModelScorer, make_rm_scorer
+from cascade.rewards.reward_model.scorer import Message, RewardModelScorer, make_rm_scorer
 from cascade.rewards.text import THINK_CLOSE, answer_or_whole
 
 _FLAG = re.compile(r"\s*/(?:no_)?think\s*$")
@@ -112,7 +112,7 @@ class InstructionRMReward:
     """IF-RL for thinking models: composes the instruction reward and the RM reward."""
 
     def __init__(self, cfg: RewardConfig, rm: RewardModelScorer | None = None) -> None:
-        from cascade.rewards.instruction import InstructionReward
+        from cascade.rewards.instruction.reward import InstructionReward
 
         self.instruction = InstructionReward(cfg)
         self.rm = RewardModelReward(cfg, rm)

@@ -1,6 +1,6 @@
 """Serve a local reward model over the simple JSON API that `HttpRewardModel` speaks.
 
-`python -m cascade.rewards.rm_server --checkpoint DIR [--host 127.0.0.1] [--port 8008]` loads a
+`python -m cascade.rewards.reward_model.server --checkpoint DIR [--host 127.0.0.1] [--port 8008]` loads a
 checkpoint (`LocalRewardModel`) once and answers `POST /score` with
 `{"conversations": [[{"role", "content"}, ...]]}` -> `{"scores": [float, ...]}`, so several
 trainer ranks can share one reward model. `GET /health` answers `{"ok": true}`.
@@ -14,7 +14,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from cascade.rewards.reward_model import LocalRewardModel, RewardModelScorer
+from cascade.rewards.reward_model.scorer import LocalRewardModel, RewardModelScorer
 
 
 def make_server(scorer: RewardModelScorer, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:

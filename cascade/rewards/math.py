@@ -62,10 +62,10 @@ class MathReward:
         # math-verify gets most of the budget; the pool's hard deadline adds a margin on top.
         self.inner_timeout_s = max(1.0, cfg.timeout_s - 1.0)
         self.pool = ProcessPool(
-            "cascade.rewards.math_reward:check_answer",
+            "cascade.rewards.math:check_answer",
             num_workers=cfg.num_workers,
             timeout_s=cfg.timeout_s + 2.0,
-            init="cascade.rewards.math_reward:warm_up",
+            init="cascade.rewards.math:warm_up",
         )
 
     def score(self, rows: Sequence[Row]) -> list[RewardResult]:
