@@ -51,6 +51,7 @@ class CascadeSpec:
     stages: list[StageEntry]
     side_stages: list[StageEntry] = field(default_factory=list)
     description: str = ""
+    launcher_dir: str = ""  # default: launchers/<the cascade YAML's directory name>
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,11 @@ class CascadePlan:
     def chain(self) -> tuple[ResolvedStage, ...]:
         return tuple(s for s in self.stages if not s.side)
 
+    @property
+    def launcher_dir(self) -> Path:
+        """Where this cascade's generated stage scripts live (one directory per cascade)."""
+        return self.stages[0].launcher.parent
+
     def stage(self, name: str) -> ResolvedStage:
         for s in self.stages:
             if s.name == name:
@@ -112,10 +118,17 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def launcher_path(index: int, name: str) -> Path:
-    """`launchers/stage_NN_<name>.sh` for chain stages, `launchers/side_<name>.sh` for side stages."""
+def launcher_dir(source: Path, configured: str = "") -> Path:
+    """`launchers/<cascade>/`, <cascade> being the directory name of the cascade YAML: stage numbers
+    and job shapes differ between cascades, so each has its own scripts. `launcher_dir:` in the YAML
+    (relative to the repo root) moves them, e.g. for two cascades in same-named directories."""
+    return _absolute(configured) if configured else REPO_ROOT / "launchers" / source.parent.name
+
+
+def launcher_path(directory: Path, index: int, name: str) -> Path:
+    """`<directory>/stage_NN_<name>.sh` for chain stages, `<directory>/side_<name>.sh` for side stages."""
     filename = f"side_{name}.sh" if index == 0 else f"stage_{index:02d}_{name}.sh"
-    return REPO_ROOT / "launchers" / filename
+    return directory / filename
 
 
 def _absolute(path: str) -> Path:
@@ -189,6 +202,7 @@ def resolve_cascade(spec: CascadeSpec, source: Path) -> CascadePlan:
         )
 
     run_dir = _absolute(spec.run_dir)
+    launchers = launcher_dir(source, spec.launcher_dir)
     outputs: dict[str, Path] = {}
     numbers: dict[str, int] = {}
     chain_index = 0
@@ -214,7 +228,7 @@ def resolve_cascade(spec: CascadeSpec, source: Path) -> CascadePlan:
                 name=name,
                 kind=entry.kind,
                 config=config,
-                launcher=launcher_path(index, name),
+                launcher=launcher_path(launchers, index, name),
                 init_from=init_from,
                 init_stage=upstream,
                 output_dir=out,

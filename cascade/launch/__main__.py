@@ -1,4 +1,4 @@
-"""`python -m cascade.launch {generate,run-stage,run-local,submit,status,shape}`; see cascade/launch/__init__.py."""
+"""`python -m cascade.launch {generate,run-stage,run-local,submit,status,shape,local-log}`; see cascade/launch/__init__.py."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from cascade.launch.slurm import SlurmError
 def _generate(a: argparse.Namespace) -> int:
     from cascade.launch.generate import generate
 
-    return generate(check=a.check)
+    return generate(check=a.check, cascade=a.cascade)
 
 
 def _run_stage(a: argparse.Namespace) -> int:
-    from cascade.launch import preemption
+    from cascade.runtime import preemption
 
     preemption.install()  # first, so a signal during the imports below is not fatal
     from cascade.launch.run_stage import main
@@ -58,21 +58,33 @@ def _shape(a: argparse.Namespace) -> int:
     return 0
 
 
+def _local_log(a: argparse.Namespace) -> int:
+    from cascade.launch.submit import local_log
+    from cascade.stages import load_cascade
+
+    plan = load_cascade(a.cascade)
+    print(local_log(plan, plan.stage(a.stage)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m cascade.launch", description="Slurm launchers for the cascade")
     sub = p.add_subparsers(dest="command", required=True)
     commands: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
-        "generate": (_generate, "render launchers/stage_*.sh and side_*.sh from the stage graph"),
+        "generate": (_generate, "render launchers/<cascade>/stage_*.sh and side_*.sh from the stage graph"),
         "run-stage": (_run_stage, "run one stage on this rank (what the launchers call)"),
         "submit": (_submit, "submit the cascade as an afterok chain (launchers/cascade.sh)"),
         "status": (_status, "state of each stage of the last submission"),
         "run-local": (_run_local, "run every stage of a cascade on this machine, in order (no Slurm)"),
         "shape": (_shape, "a stage's job shape (sbatch resource options)"),
+        "local-log": (_local_log, "the log file of a stage run without Slurm (what the launchers write)"),
     }
     parsers = {name: sub.add_parser(name, help=help_) for name, (_, help_) in commands.items()}
     for name, (fn, _) in commands.items():
         parsers[name].set_defaults(func=fn)
-    parsers["generate"].add_argument("--check", action="store_true", help="exit 1 if a committed script differs")
+    gen = parsers["generate"]
+    gen.add_argument("--check", action="store_true", help="exit 1 if a committed script differs")
+    gen.add_argument("--cascade", help="only this cascade YAML (your own): writes launchers/<its directory name>/")
     rs = parsers["run-stage"]
     rs.add_argument("cascade")
     rs.add_argument("stage")
@@ -89,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     rl = parsers["run-local"]
     rl.add_argument("cascade")
     rl.add_argument("overrides", nargs="*", help="key=value overrides applied to every stage config")
+    ll = parsers["local-log"]
+    ll.add_argument("cascade")
+    ll.add_argument("stage")
     sh = parsers["shape"]
     sh.add_argument("cascade")
     sh.add_argument("stage")

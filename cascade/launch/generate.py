@@ -1,39 +1,31 @@
-"""Render launchers/stage_NN_<name>.sh and launchers/side_<name>.sh from the stage graph.
+"""Render launchers/<cascade>/stage_NN_<name>.sh and side_<name>.sh from the stage graph.
 
-One script per launcher path of every shipped cascade (nemo_configs/*/cascade.yaml). Cascades
-that share a file name (stage_01_sft_16k.sh in the 8B and 14B cascades) share the script: it
-takes the cascade from $CASCADE, defaulting to the first cascade in natural order (qwen3_8b
-before qwen3_14b), whose job shape the #SBATCH lines carry. Nothing machine-specific is
-rendered (no absolute paths), so a fresh clone regenerates the same bytes.
+Each cascade gets its own directory (cascade/stages.py: launcher_dir): stage numbers and job shapes
+differ between cascades, so a script has its cascade and its #SBATCH job shape baked in and refuses
+to run another cascade. Scripts of the shipped cascades (nemo_configs/*/cascade.yaml) are committed;
+nothing machine-specific is rendered into them, so a fresh clone regenerates the same bytes.
 
-    python -m cascade.launch generate           # write (and delete scripts no cascade has)
-    python -m cascade.launch generate --check   # exit 1 listing the scripts that differ
+    python -m cascade.launch generate                          # every shipped cascade (and prune)
+    python -m cascade.launch generate --cascade my/cascade.yaml   # one cascade of your own
+    python -m cascade.launch generate --check                  # exit 1 listing the scripts that differ
 """
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass
+import shlex
 from pathlib import Path
 
-from cascade.launch.preemption import REQUEUE_EXIT_CODE
-from cascade.launch.shape import JobShape, job_shape
+from cascade.launch.shape import job_shape
+from cascade.runtime.preemption import REQUEUE_EXIT_CODE
 from cascade.stages import REPO_ROOT, CascadePlan, ResolvedStage, load_cascade
 
 TEMPLATE = Path(__file__).parent / "templates" / "stage.sh"
 LAUNCHERS = REPO_ROOT / "launchers"
 GENERATED_GLOBS = ("stage_*.sh", "side_*.sh")
 _PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
-
-
-@dataclass(frozen=True)
-class StageUse:
-    """One cascade's view of a launcher script."""
-
-    cascade: str  # repo-relative cascade YAML
-    plan: CascadePlan
-    stage: ResolvedStage
-    shape: JobShape
+_OWN = re.compile(r"^OWN_CASCADE=(.+)$", re.M)
 
 
 def _natural_key(text: str) -> list[object]:
@@ -45,22 +37,16 @@ def shipped_cascades() -> list[Path]:
     return sorted((REPO_ROOT / "nemo_configs").glob("*/cascade.yaml"), key=lambda p: _natural_key(str(p)))
 
 
-def _rel(path: Path) -> str:
-    return str(path.resolve().relative_to(REPO_ROOT))
+def display(path: Path) -> str:
+    """Repo-relative when inside the checkout (what committed scripts hold), else absolute."""
+    path = path.resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
-def collect(cascades: list[Path]) -> dict[Path, list[StageUse]]:
-    """Launcher path -> the cascades (in order) whose stage uses it."""
-    uses: dict[Path, list[StageUse]] = {}
-    for path in cascades:
-        plan = load_cascade(path)
-        for stage in plan.stages:
-            uses.setdefault(stage.launcher, []).append(StageUse(_rel(path), plan, stage, job_shape(stage)))
-    for launcher, group in uses.items():
-        kinds = {u.stage.kind for u in group}
-        if len(kinds) > 1:
-            raise ValueError(f"{launcher.name} is shared by stages of different kinds: {sorted(k.value for k in kinds)}")
-    return uses
+def generate_command(cascade: Path) -> str:
+    if cascade.resolve() in {p.resolve() for p in shipped_cascades()}:
+        return "python -m cascade.launch generate"
+    return f"python -m cascade.launch generate --cascade {shlex.quote(display(cascade))}"
 
 
 def _input_of(plan: CascadePlan, stage: ResolvedStage) -> str:
@@ -70,64 +56,131 @@ def _input_of(plan: CascadePlan, stage: ResolvedStage) -> str:
     return src + (f"; uses {used}" if used else "")
 
 
-def render(launcher: Path, group: list[StageUse]) -> str:
-    first = group[0]
-    stage, shape = first.stage, first.shape
-    lines = []
-    for u in group:
-        lines.append(f"#   {u.cascade}: config {u.stage.to_json()['config']}")
-        lines.append(f"#     starts from {_input_of(u.plan, u.stage)}")
-        lines.append(f"#     job shape {' '.join(u.shape.sbatch_args())}")
-    title = f"side `{stage.name}`" if stage.side else f"{stage.index:02d} `{stage.name}`"
-    job_name = f"cascade_{launcher.stem.removeprefix('stage_')}"
-    sbatch = [
-        f"--job-name={job_name}",
-        *shape.sbatch_args(),
-        "--requeue",
-        "--open-mode=append",
-        "--output=%x-%j.out",
-    ]
+def render(plan: CascadePlan, stage: ResolvedStage) -> str:
+    """One stage's script: its cascade, its job shape in the #SBATCH lines."""
+    shape = job_shape(stage)
+    directory = stage.launcher.parent.resolve()
+    to_root = os.path.relpath(REPO_ROOT, directory) if directory.is_relative_to(REPO_ROOT) else str(REPO_ROOT)
+    stem = stage.launcher.stem.removeprefix("stage_")
+    sbatch = [f"--job-name={plan.name}.{stem}", *shape.sbatch_args(), "--requeue", "--open-mode=append",
+              "--output=%x-%j.out"]
     values = {
-        "TITLE": title,
+        "TITLE": f"side `{stage.name}`" if stage.side else f"{stage.index:02d} `{stage.name}`",
         "KIND": stage.kind.value,
-        "CASCADE_LINES": "\n".join(lines),
-        "DEFAULT_CASCADE": first.cascade,
-        "LAUNCHER": _rel(launcher),
+        "CASCADE_YAML": shlex.quote(display(plan.source)),
+        "CASCADE_NAME": plan.name,
+        "CONFIG": display(stage.config),
+        "INPUT": _input_of(plan, stage),
+        "SHAPE_ARGS": " ".join(shape.sbatch_args()),
+        "LAUNCHER": shlex.quote(display(stage.launcher)),
+        "ROOT_FROM_SCRIPT": shlex.quote(to_root),
         "SBATCH_LINES": "\n".join(f"#SBATCH {a}" for a in sbatch),
         "STAGE": stage.name,
+        "NODES": str(shape.nodes),
+        "TASKS_PER_NODE": str(shape.tasks_per_node),
+        "GPUS_PER_NODE": str(shape.gpus_per_node),
+        "WALLTIME": shape.time,
         "REQUEUE_EXIT_CODE": str(REQUEUE_EXIT_CODE),
         "CONTAINER_IMAGE": shape.container_image,
         "CONTAINER_MOUNTS": shape.container_mounts,
     }
-    text = _PLACEHOLDER.sub(lambda m: values[m.group(1)], TEMPLATE.read_text())
-    return text
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], TEMPLATE.read_text())
+
+
+def scripts_for(cascade: Path) -> dict[Path, str]:
+    """Launcher path -> script text, for every stage of one cascade."""
+    plan = load_cascade(cascade)
+    return {s.launcher: render(plan, s) for s in plan.stages}
 
 
 def expected_scripts(cascades: list[Path] | None = None) -> dict[Path, str]:
-    """Launcher path -> the script text the generator produces for the shipped cascades."""
-    groups = collect(cascades if cascades is not None else shipped_cascades())
-    return {launcher: render(launcher, group) for launcher, group in sorted(groups.items())}
+    """Launcher path -> the script text the generator produces (default: the shipped cascades)."""
+    out: dict[Path, str] = {}
+    for cascade in cascades if cascades is not None else shipped_cascades():
+        out.update(scripts_for(cascade))
+    return dict(sorted(out.items()))
 
 
-def existing_scripts(directory: Path = LAUNCHERS) -> list[Path]:
+def generated_in(directory: Path) -> list[Path]:
     return sorted(p for pattern in GENERATED_GLOBS for p in directory.glob(pattern))
 
 
+def baked_cascade(script: Path) -> str | None:
+    """The cascade YAML a generated script runs (None: not a per-cascade script)."""
+    m = _OWN.search(script.read_text(errors="replace"))
+    return shlex.split(m.group(1))[0] if m else None
+
+
+def existing_scripts() -> list[Path]:
+    """Generated scripts of the repo's launchers/: the old flat layout and every cascade directory."""
+    dirs = [LAUNCHERS, *sorted(p for p in LAUNCHERS.iterdir() if p.is_dir())]
+    return [p for d in dirs for p in generated_in(d)]
+
+
+def _stale(path: Path, expected: dict[Path, str], shipped: set[str]) -> str | None:
+    if path in expected:
+        return None
+    if path.parent == LAUNCHERS:
+        return "stale (old flat layout; scripts live in launchers/<cascade>/)"
+    own = baked_cascade(path)
+    if own is None or own in shipped or (own.startswith("nemo_configs/") and not (REPO_ROOT / own).exists()):
+        return "stale (no cascade has this stage)"
+    return None  # the launchers of a user's own cascade: not ours to judge
+
+
 def drift(expected: dict[Path, str]) -> list[str]:
-    """Human-readable differences between `expected` and the committed scripts."""
-    problems = []
-    for path, text in expected.items():
-        if not path.exists():
-            problems.append(f"missing: {_rel(path)}")
-        elif path.read_text() != text:
-            problems.append(f"differs: {_rel(path)}")
+    """Human-readable differences between `expected` and the scripts on disk."""
+    problems = [f"missing: {display(p)}" for p, t in expected.items() if not p.exists()]
+    problems += [f"differs: {display(p)}" for p, t in expected.items() if p.exists() and p.read_text() != t]
+    shipped = {display(p) for p in shipped_cascades()}
     for path in existing_scripts():
-        if path not in expected:
-            problems.append(f"stale (no cascade has this stage): {_rel(path)}")
+        if why := _stale(path, expected, shipped):
+            problems.append(f"{why}: {display(path)}")
     return problems
 
 
-def generate(check: bool = False) -> int:
+def _write(expected: dict[Path, str], prune: list[Path]) -> None:
+    for path, text in expected.items():
+        if not path.exists() or path.read_text() != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            path.chmod(0o755)
+            print(f"wrote {display(path)}")
+    for path in prune:
+        path.unlink()
+        print(f"removed {display(path)}")
+
+
+def _claimed_by_another(cascade: Path, directory: Path) -> str | None:
+    for script in generated_in(directory):
+        own = baked_cascade(script)
+        if own and (REPO_ROOT / own).resolve() != cascade.resolve():
+            return own
+    return None
+
+
+def generate_one(cascade: Path) -> int:
+    """Write one cascade's launchers (a user's own cascade) and drop that directory's stale ones."""
+    plan = load_cascade(cascade)
+    if other := _claimed_by_another(cascade, plan.launcher_dir):
+        print(f"ERROR: {display(plan.launcher_dir)}/ holds the launchers of {other}; set `launcher_dir:` in "
+              f"{display(cascade)} (or rename its directory)")
+        return 2
+    expected = scripts_for(cascade)
+    _write(expected, [p for p in generated_in(plan.launcher_dir) if p not in expected])
+    print(f"{len(expected)} launchers of {display(cascade)} up to date in {display(plan.launcher_dir)}/")
+    return 0
+
+
+def generate(check: bool = False, cascade: str | None = None) -> int:
+    """Write (or with `check`, compare) the launchers; returns the exit code."""
+    if cascade is not None:
+        if check:
+            problems = drift(scripts_for(Path(cascade)))
+            problems = [p for p in problems if not p.startswith("stale")]
+            print("\n".join(problems + [f"run: {generate_command(Path(cascade))}"] * bool(problems)))
+            return 1 if problems else 0
+        return generate_one(Path(cascade))
     expected = expected_scripts()
     problems = drift(expected)
     if check:
@@ -136,14 +189,20 @@ def generate(check: bool = False) -> int:
         if problems:
             print("run: python -m cascade.launch generate")
         return 1 if problems else 0
-    for path, text in expected.items():
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-            path.chmod(0o755)
-            print(f"wrote {_rel(path)}")
-    for path in existing_scripts():
-        if path not in expected:
-            path.unlink()
-            print(f"removed {_rel(path)}")
+    shipped = {display(p) for p in shipped_cascades()}
+    _write(expected, [p for p in existing_scripts() if _stale(p, expected, shipped)])
     print(f"{len(expected)} launchers up to date")
     return 0
+
+
+def missing_launchers(plan: CascadePlan) -> str | None:
+    """Why this cascade's launchers cannot run it (absent, or another cascade's), with the fix."""
+    for stage in plan.stages:
+        if not stage.launcher.is_file():
+            return (f"the launchers of {display(plan.source)} do not exist ({display(stage.launcher)}); "
+                    f"write them with: {generate_command(plan.source)}")
+        own = baked_cascade(stage.launcher)
+        if own is None or (REPO_ROOT / own).resolve() != plan.source.resolve():
+            return (f"{display(stage.launcher)} belongs to cascade {own}, not {display(plan.source)}; set "
+                    f"`launcher_dir:` in {display(plan.source)} and run: {generate_command(plan.source)}")
+    return None
