@@ -2,7 +2,8 @@
 that Slurm runs (their no-Slurm branch: torchrun here). This is how the toy cascade runs on a laptop.
 
 A finished stage (COMPLETE marker) is skipped, a half-finished one resumes from its checkpoint, so
-re-running the command continues where it stopped.
+re-running the command continues where it stopped. A failure ends with that stage's own error, its
+log and its exit code (the launcher's: run-stage's code, 2 = cannot start), not torchrun's report.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from cascade.launch.stage_dirs import StageDirs
+from cascade.launch.generate import missing_launchers
+from cascade.launch.submit import local_log
+from cascade.runtime.stage_dirs import StageDirs
 from cascade.stages import REPO_ROOT, CascadePlan, ResolvedStage, load_cascade
 
 
@@ -38,6 +41,9 @@ def run_stage_locally(plan: CascadePlan, stage: ResolvedStage, overrides: list[s
 def run_local_cascade(cascade: str | Path, overrides: list[str] | None = None) -> int:
     """Every stage in order (side stages first); stop at the first failure with its exit code."""
     plan = load_cascade(cascade)
+    if problem := missing_launchers(plan):
+        print(f"ERROR: {problem}", file=sys.stderr)
+        return 2
     stages = list(plan.stages)
     total = len(stages)
     started = time.monotonic()
@@ -53,8 +59,9 @@ def run_local_cascade(cascade: str | Path, overrides: list[str] | None = None) -
         code = run_stage_locally(plan, stage, list(overrides or []))
         durations.append((stage.name, "ok" if code == 0 else f"exit {code}", time.monotonic() - t0))
         if code != 0:
-            print(f"{label}: FAILED with exit code {code}; re-run the same command to resume", file=sys.stderr)
             _summary(durations, time.monotonic() - started)
+            print(f"{label}: FAILED with exit code {code} (its error is the launcher's last line above); "
+                  f"log: {local_log(plan, stage)}; re-run the same command to resume", file=sys.stderr, flush=True)
             return code
     _summary(durations, time.monotonic() - started)
     return 0

@@ -6,7 +6,8 @@ Stages already COMPLETE are not submitted (their dependents start at once); `--f
 the chain before STAGE (those must be COMPLETE; side stages are submitted when a selected stage
 needs them and they are not complete). The job ids go to <run_dir>/jobs.json for `status`.
 `--dry-run` prints the same submission as a bash script, without submitting. key=value overrides
-go to every stage's launcher (after the script path, as `sbatch launchers/stage_*.sh key=value`).
+go to every stage's launcher (after the script path, as `sbatch launchers/<cascade>/stage_*.sh key=value`);
+the launchers must exist (`python -m cascade.launch generate [--cascade YAML]` writes them).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cascade.launch import slurm
+from cascade.launch.generate import missing_launchers
 from cascade.launch.shape import JobShape, job_shape
-from cascade.launch.stage_dirs import StageDirs
+from cascade.runtime.stage_dirs import StageDirs
 from cascade.stages import REPO_ROOT, CascadePlan, ResolvedStage, load_cascade
 
 JOBS_FILE = "jobs.json"
@@ -38,12 +40,21 @@ class Submission:
         return f"JOB_{self.stage.name}"
 
     def argv(self, plan: CascadePlan, dependency: str | None, extra: list[str]) -> list[str]:
-        stem = self.stage.launcher.stem.removeprefix("stage_")
-        argv = ["sbatch", "--parsable", f"--job-name={plan.name}.{stem}", *self.shape.sbatch_args(),
+        argv = ["sbatch", "--parsable", f"--job-name={plan.name}.{log_stem(self.stage)}", *self.shape.sbatch_args(),
                 f"--output={self.log}"]
         if dependency:
             argv += [f"--dependency=afterok:{dependency}", "--kill-on-invalid-dep=yes"]
         return [*argv, *extra, str(self.stage.launcher), *self.overrides]
+
+
+def log_stem(stage: ResolvedStage) -> str:
+    """`01_sft` / `side_reward_model`: the stage's part of job and log names."""
+    return stage.launcher.stem.removeprefix("stage_")
+
+
+def local_log(plan: CascadePlan, stage: ResolvedStage) -> Path:
+    """Where a stage run without Slurm logs (appended across runs, like a requeued job's log)."""
+    return plan.run_dir / "logs" / f"{log_stem(stage)}-local.out"
 
 
 def _needed(plan: CascadePlan, from_stage: str | None) -> list[str]:
@@ -88,8 +99,7 @@ def plan_submissions(plan: CascadePlan, from_stage: str | None = None,
         for dep in stage.depends_on:
             if dep not in submitted and not StageDirs(plan.stage(dep).output_dir).is_complete():
                 notes.append(f"WARNING: {name} needs {dep}, which is neither COMPLETE nor submitted: it will not start")
-        stem = stage.launcher.stem.removeprefix("stage_")
-        log = plan.run_dir / "logs" / f"{stem}-%j.out"
+        log = plan.run_dir / "logs" / f"{log_stem(stage)}-%j.out"
         subs.append(Submission(stage, job_shape(stage), tuple(d for d in stage.depends_on if d in submitted), log,
                                tuple(overrides)))
         submitted.add(name)
@@ -165,6 +175,8 @@ def main(cascade: str, from_stage: str | None, dry: bool, extra: list[str], over
     if "--dry-run" in extra or "--from" in extra:
         raise ValueError(f"{extra}: --dry-run and --from go before `--`; what follows `--` goes to sbatch")
     plan = load_cascade(cascade)
+    if problem := missing_launchers(plan):
+        raise ValueError(problem)
     subs, notes = plan_submissions(plan, from_stage, tuple(overrides or ()))
     if dry:
         print(dry_run(plan, subs, notes, extra))
@@ -176,7 +188,7 @@ def main(cascade: str, from_stage: str | None, dry: bool, extra: list[str], over
         return 0
     if not slurm.available():
         print("ERROR: sbatch/scontrol not found: run on a Slurm login node (or launchers/local_slurm/start.sh), "
-              "or run a stage locally with `bash launchers/<stage>.sh`")
+              f"or run a stage locally with `bash {plan.launcher_dir}/<stage>.sh`")
         return 2
     path = submit(plan, subs, notes, extra)
     ids = ",".join(json.loads(path.read_text())["stages"][i]["job_id"] for i in range(len(subs)))

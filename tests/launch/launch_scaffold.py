@@ -1,8 +1,8 @@
 """Launcher test scaffolding: a tiny test-only cascade (real stage graph, trivial test recipe
 and eval hook on a temp PYTHONPATH), and helpers to drive the CLI and a local Slurm.
 
-The test cascade reuses the toy cascade's stage names (reward_model, sft, rlhf, if_rl) so that
-the generated launchers/side_reward_model.sh, stage_01_sft.sh, ... are the scripts under test.
+Its launchers are generated like a user's own cascade's (`generate --cascade`), into
+`<root>/launchers/` (the YAML's `launcher_dir:`), so tests never write into the checkout.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from cascade.launch.generate import generate_one
 from cascade.stages import REPO_ROOT
 
 PYTHON = sys.executable
@@ -24,7 +25,7 @@ TINY_MODEL = REPO_ROOT / "nemo_configs" / "base" / "model" / "tiny_qwen3.yaml"
 SCAFFOLD = Path(__file__).parent / "recipe_scaffold.py"
 EVAL_HOOK = '''"""TEST SCAFFOLDING: an eval hook that records which checkpoint it saw."""
 import json
-from cascade.launch.stage_dirs import atomic_write_text
+from cascade.runtime.stage_dirs import atomic_write_text
 
 def run(ctx):
     atomic_write_text(ctx.dirs.evals / "result.json", json.dumps({"step": ctx.dirs.latest_step()}))
@@ -47,13 +48,19 @@ class ScaffoldCascade:
     yaml: Path
     run_dir: Path
     env: dict[str, str]  # PYTHONPATH with the test recipe + registry overrides
+    launcher_dir: Path
+
+    def launcher(self, filename: str) -> Path:
+        return self.launcher_dir / filename
 
     def out(self, stage: str, index: int) -> Path:
         return self.run_dir / (f"side_{stage}" if index == 0 else f"{index:02d}_{stage}")
 
 
-def write_cascade(root: Path, chain: list[StageSpec], side: list[StageSpec] | None = None) -> ScaffoldCascade:
-    """A cascade YAML + stage YAMLs under `root`, and the env that registers the test recipe."""
+def write_cascade(root: Path, chain: list[StageSpec], side: list[StageSpec] | None = None,
+                  launchers: bool = True) -> ScaffoldCascade:
+    """A cascade YAML + stage YAMLs under `root` (and its launchers), and the env that registers the
+    test recipe."""
     root.mkdir(parents=True, exist_ok=True)
     base = root / "base_model"
     base.mkdir(exist_ok=True)
@@ -82,6 +89,7 @@ def write_cascade(root: Path, chain: list[StageSpec], side: list[StageSpec] | No
     cascade = {
         "name": f"launch_test_{root.name}",
         "run_dir": str(root / "runs"),
+        "launcher_dir": str(root / "launchers"),
         "init_path": str(base),
         "side_stages": [entry(s, True) for s in side or []],
         "stages": [entry(s, False) for s in chain],
@@ -97,7 +105,9 @@ def write_cascade(root: Path, chain: list[StageSpec], side: list[StageSpec] | No
     for kind in ("SFT", "RL", "REWARD_MODEL"):
         env[f"CASCADE_RECIPE_{kind}"] = "launch_test_recipe"
         env[f"CASCADE_EVAL_{kind}"] = "launch_test_eval"
-    return ScaffoldCascade(yaml=path, run_dir=root / "runs", env=env)
+    if launchers:
+        assert generate_one(path) == 0
+    return ScaffoldCascade(yaml=path, run_dir=root / "runs", env=env, launcher_dir=root / "launchers")
 
 
 def run_cli(args: list[str], env: dict[str, str] | None = None, timeout: float = 60,

@@ -18,9 +18,9 @@ import os
 import time
 from pathlib import Path
 
-from cascade.launch import preemption
+from cascade.runtime import preemption
 from cascade.launch.registry import StageRun
-from cascade.launch.stage_dirs import StageDirs, atomic_write_text
+from cascade.runtime.stage_dirs import StageDirs, atomic_write_text
 
 
 def _init_dist(ctx: StageRun) -> None:

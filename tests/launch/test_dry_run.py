@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cascade.launch.stage_dirs import StageDirs
+from cascade.runtime.stage_dirs import StageDirs
 from cascade.stages import REPO_ROOT
 
 CASCADE_8B = "nemo_configs/qwen3_8b/cascade.yaml"

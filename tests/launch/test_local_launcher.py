@@ -1,5 +1,6 @@
 """Without Slurm the generated scripts run the stage under torchrun on this machine; a signal
-makes the stage save and stop (exit 75), and running the same command again resumes it."""
+makes the stage save and stop (exit 75), and running the same command again resumes it. A failing
+stage ends with its own error, its log and its exit code, not torchrun's traceback."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from pathlib import Path
 import pytest
 from launch_scaffold import StageSpec, write_cascade
 
-from cascade.stages import REPO_ROOT
 
 
 @pytest.mark.timeout(180)
@@ -23,7 +23,7 @@ def test_local_run_stops_on_signal_and_resumes(tmp_path: Path) -> None:
     c = write_cascade(tmp_path / "local", [StageSpec("sft", steps=steps)])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "CASCADE_RECIPE_", "CASCADE_EVAL_"))}
     env.update(c.env, CASCADE=str(c.yaml), CASCADE_PYTHON=sys.executable, LAUNCH_TEST_STEP_S="0.1")
-    script = str(REPO_ROOT / "launchers" / "stage_01_sft.sh")
+    script = str(c.launcher("stage_01_sft.sh"))
     rows = c.run_dir / "01_sft" / "metrics.jsonl"
     first = subprocess.Popen(["bash", script], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
@@ -47,3 +47,31 @@ def test_local_run_stops_on_signal_and_resumes(tmp_path: Path) -> None:
     assert f"RESUMING from step {done_before}" in second.stdout
     assert [json.loads(ln)["step"] for ln in rows.read_text().splitlines()] == list(range(1, steps + 1))
     assert (c.run_dir / "01_sft" / "COMPLETE").is_file()
+
+
+def _local_env(c) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "CASCADE_RECIPE_", "CASCADE_EVAL_"))}
+    return {**env, **c.env, "CASCADE_PYTHON": sys.executable}
+
+
+@pytest.mark.timeout(120)
+def test_local_failure_ends_with_the_stages_error_its_log_and_its_exit_code(tmp_path: Path) -> None:
+    c = write_cascade(tmp_path / "fails", [StageSpec("sft", steps=3)])
+    proc = subprocess.run(["bash", str(c.launcher("stage_01_sft.sh"))], env={**_local_env(c), "LAUNCH_TEST_FAIL_STAGE": "sft"},
+                          cwd=tmp_path, capture_output=True, text=True, timeout=100)
+    log = c.run_dir / "logs" / "01_sft-local.out"
+    assert proc.returncode == 3, proc.stdout + proc.stderr  # the recipe's code, not torchrun's 1
+    last = proc.stdout.strip().splitlines()[-1]
+    assert "ERROR: stage sft failed (exit 3): training failed (exit 3)" in last, proc.stdout
+    assert last.endswith(f"log: {log}")
+    assert "ChildFailedError" not in proc.stdout + proc.stderr
+    assert "ChildFailedError" in log.read_text()  # the full report stays in the log
+
+
+@pytest.mark.timeout(120)
+def test_local_stage_that_cannot_start_exits_2_with_its_reason(tmp_path: Path) -> None:
+    c = write_cascade(tmp_path / "blocked", [StageSpec("sft"), StageSpec("rlhf", kind="rl")])
+    proc = subprocess.run(["bash", str(c.launcher("stage_02_rlhf.sh"))], env=_local_env(c), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=100)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "starts from stage 'sft'" in proc.stdout.strip().splitlines()[-1]

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from cascade.launch import preemption
+from cascade.runtime import preemption
 from launch_scaffold import free_port
 
 TOY_LOOP = textwrap.dedent('''
     import json, os, sys, time
     from pathlib import Path
-    from cascade.launch import preemption
+    from cascade.runtime import preemption
 
     out = Path(sys.argv[1])
     rank = int(os.environ.get("RANK", "0"))

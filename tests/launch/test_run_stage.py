@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from launch_scaffold import ScaffoldCascade, StageSpec, run_cli, write_cascade
 
-from cascade.launch.stage_dirs import StageDirs, atomic_write_text
+from cascade.runtime.stage_dirs import StageDirs, atomic_write_text
 
 
 @pytest.fixture

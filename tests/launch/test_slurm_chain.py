@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from launch_scaffold import LocalSlurm, ScaffoldCascade, StageSpec, run_cli, write_cascade
 
-from cascade.launch.stage_dirs import StageDirs
+from cascade.runtime.stage_dirs import StageDirs
 from cascade.stages import REPO_ROOT
 
 pytestmark = pytest.mark.slurm

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cascade.launch import status
 from cascade.launch.slurm import parse_scontrol
-from cascade.launch.stage_dirs import StageDirs
+from cascade.runtime.stage_dirs import StageDirs
 
 
 def _jobs(tmp_path: Path) -> dict:

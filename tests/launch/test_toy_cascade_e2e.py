@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cascade.launch.stage_dirs import StageDirs
+from cascade.runtime.stage_dirs import StageDirs
 from cascade.stages import REPO_ROOT, load_cascade
 
 pytestmark = pytest.mark.e2e
