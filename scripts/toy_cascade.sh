@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README command one: the toy cascade on CPU, end to end.
 #
-#   bash scripts/toy_cascade.sh            # local: every stage through its launcher's torchrun branch
+#   bash scripts/toy_cascade.sh            # local: every stage through launchers/tiny/, torchrun branch
 #   bash scripts/toy_cascade.sh --slurm    # the same cascade through a local single-node Slurm
 #   bash scripts/toy_cascade.sh [--slurm] key=value ...   # overrides for every stage (e.g. train.steps=2)
 #
