@@ -164,7 +164,7 @@ cmd=("$CASCADE_PYTHON" -m torch.distributed.run --standalone --nproc-per-node="$
 if [ -n "$DRY" ]; then log "dry run: would run: ${cmd[*]@Q}"; exit 0; fi
 LOG=$("$CASCADE_PYTHON" -m cascade.launch local-log "$CASCADE" "$STAGE" 2>/dev/null) || LOG=$ROOT/.cache/launch/$STAGE-local.out
 mkdir -p "$(dirname "$LOG")"; : >> "$LOG"
-FROM=$(( $(stat -c %s "$LOG") + 1 ))   # this run's part of the (appended) log
+FROM=$(( $(wc -c < "$LOG") + 1 ))   # this run's part of the (appended) log
 log "no SLURM_JOB_ID: running locally, torchrun --nproc-per-node=$NPROC; cascade $CASCADE; overrides: ${*:-none}"
 log "log: $LOG"
 trap 'forward INT TERM' INT
