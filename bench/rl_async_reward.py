@@ -63,9 +63,9 @@ def collectors(cfg: Any) -> dict[str, Any]:
     from cascade.generation import build_generator
     from cascade.offline import smollm2_hf_dir
     from cascade.rewards import build_scorer
-    from cascade.train import rl_setup as setup
-    from cascade.train.rl_data import PromptStream, load_prompts
-    from cascade.train.rollout import RolloutCollector
+    from cascade.rl import setup
+    from cascade.rl.data import PromptStream, load_prompts
+    from cascade.rl.rollout import RolloutCollector
 
     hf = Path(smollm2_hf_dir())
     generator = build_generator(setup.generator_config(cfg, hf, world_size=1))

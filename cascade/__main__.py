@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from cascade.config import ConfigError, load_stage_config, to_dict
-from cascade.config.catalog import check_paths
+from cascade.config_check import check_paths
 from cascade.stages import REPO_ROOT, check_stage_configs, load_cascade
 
 

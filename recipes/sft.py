@@ -1,4 +1,4 @@
-"""SFT stage entry point.
+"""SFT stage entry point (the hooks are cascade.sft.trainer; the loop is the stage runtime's).
 
 Through the launcher (what the Slurm scripts and the toy cascade run; the protocol is in
 cascade/launch/registry.py)::
@@ -10,38 +10,29 @@ Standalone, one stage from its YAML (torchrun/srun for several ranks)::
     python -m recipes.sft nemo_configs/tiny/sft.yaml --init-from HF_OR_STAGE_DIR --output-dir runs/x [key=value ...]
 
 Both resume from ``<output-dir>/checkpoints`` when it holds a checkpoint and exit 75
-(``cascade.launch.preemption.REQUEUE_EXIT_CODE``) after saving on SIGTERM/SIGUSR1.
+(``cascade.runtime.preemption.REQUEUE_EXIT_CODE``) after saving on SIGTERM/SIGUSR1.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-from cascade.launch.registry import StageRun
-from recipes.standalone import run_standalone, stage_name
+from recipes.standalone import run_from_launcher, run_standalone
 
 
-def run(ctx: StageRun) -> int:
-    """The recipe protocol: train the stage ``ctx`` describes (see cascade.train.sft)."""
-    from cascade.train.sft import SFTJob, train_sft
+def hooks() -> tuple[Any, Any]:
+    from cascade.sft.trainer import SFTHooks, check_supported
 
-    return train_sft(SFTJob(config=ctx.config, init_from=ctx.stage.init_from, output_dir=ctx.dirs.root,
-                            stage_name=ctx.stage.name, config_path=str(ctx.stage.config),
-                            overrides=tuple(ctx.overrides)))
+    return SFTHooks(), check_supported
+
+
+def run(ctx: Any) -> int:
+    return run_from_launcher(ctx, hooks)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_standalone(argv, kind="sft", description="Run one SFT stage from its YAML.", train=_train)
-
-
-def _train(a: argparse.Namespace, cfg: Any) -> int:
-    from cascade.train.sft import SFTJob, train_sft
-
-    return train_sft(SFTJob(config=cfg, init_from=a.init_from, output_dir=Path(a.output_dir), stage_name=stage_name(a),
-                            config_path=str(a.config), overrides=tuple(a.overrides)))
+    return run_standalone(argv, kind="sft", description="Run one SFT stage from its YAML.", make_hooks=hooks)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ for the whole process: keep Megatron out of a pytest process and use ``run_local
 tests/engine does). Every function that takes ``model`` is collective. Typical SFT/RL use::
 
     from cascade.engine import (init_distributed, build_model, build_optimizer, build_scheduler,
-                                import_hf, Checkpointer, PreemptionHandler, split_global_batch,
+                                import_hf, Checkpointer, split_global_batch,
                                 train_step, compute_logprobs, export_hf)
 
     init_distributed(cfg.parallel, seed=cfg.train.seed)          # torchrun/srun env, or 1 process
@@ -19,12 +19,11 @@ tests/engine does). Every function that takes ``model`` is collective. Typical S
     if start is None:                     # a fresh stage starts from an HF directory
         import_hf(model, hf_dir, cfg.model)
         opt.reload_model_params()         # refresh the optimizer's fp32 master copy
-    with PreemptionHandler() as preempt:  # SIGTERM / SIGUSR1 -> save and stop
-        for step in range(start.step + 1 if start else 1, cfg.train.steps + 1):
-            mbs = split_global_batch(next_global_batch(), cfg.train.micro_batch_size)
-            metrics = train_step(model, opt, sched, mbs)
-            if ckpt.save_if_due(step, {"data": loader.state_dict()}, preempt):
-                break                     # preempted: saved, exit cleanly (Slurm requeues)
+    for step in range(start.step + 1 if start else 1, cfg.train.steps + 1):
+        mbs = split_global_batch(next_global_batch(), cfg.train.micro_batch_size)
+        metrics = train_step(model, opt, sched, mbs)
+        if ckpt.save_if_due(step, {"data": loader.state_dict()}, stop=should_stop()):
+            break                         # preempted: saved, exit cleanly (Slurm requeues)
     export_hf(model, out / "hf", cfg.model, tokenizer_dir=hf_dir)
 
 API (one concept per module):
@@ -52,10 +51,11 @@ API (one concept per module):
   losses are normalised by the global token count, so every layout gives the same gradient.
 * ``checkpoint``: ``Checkpointer(root, model, opt, sched, save_interval, keep_last)`` (or
   ``Checkpointer.from_config(..., cfg.checkpoint)``; ``async_save`` is refused) with
-  ``save(step, extra_state)``, ``save_if_due(step, extra_state, preemption)``, ``load_latest()``,
+  ``save(step, extra_state)``, ``save_if_due(step, extra_state, stop)``, ``load_latest()``,
   ``load(path, load_optimizer=..., load_rng=...)``; atomic commit and ``latest`` pointer; loads
   under another TP/PP layout (resharding).
-* ``preemption``: ``PreemptionHandler`` (SIGTERM/SIGUSR1; ``requested()`` agrees across ranks).
+* (signals: the stage runtime's ``cascade.runtime.preemption`` decides when to stop; the engine
+  only saves when told.)
 * ``hf_io``: ``import_hf(model, hf_dir, model_cfg)``, ``export_hf(model, out_dir, model_cfg,
   tokenizer_dir, dtype)``, ``hf_state_dict`` (HF-named full tensors, e.g. for a vLLM refit),
   ``hf_backend()`` (Megatron-Bridge when importable, else our mapping ``hf_mapping``).
@@ -77,7 +77,6 @@ _EXPORTS = {
     "batch": ("MicroBatch", "causal_lm_batch", "split_global_batch", "num_microbatches"),
     "step": ("train_step", "forward_backward", "compute_logprobs", "masked_nll", "token_logprobs"),
     "checkpoint": ("Checkpointer", "LoadedCheckpoint", "latest_checkpoint"),
-    "preemption": ("PreemptionHandler",),
     "hf_io": ("import_hf", "export_hf", "hf_state_dict", "hf_backend"),
     "launch": ("run_local", "LocalRanks"),
 }

@@ -37,10 +37,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from cascade import fileio
 from cascade.config.schema.common import CheckpointConfig
 from cascade.engine import device
 from cascade.engine.model import unwrap
-from cascade.engine.preemption import PreemptionHandler
 from megatron.core import dist_checkpointing, tensor_parallel
 from megatron.core import parallel_state as ps
 from megatron.core.dist_checkpointing.mapping import ShardedObject
@@ -54,8 +54,8 @@ log = logging.getLogger(__name__)
 # and warns that MCore async save is deprecated on every first save; we never save asynchronously.
 _mcore_torch_strategy._logged_mcore_async_deprecation = True
 
-LATEST = "latest"
-META = "cascade_meta.json"
+LATEST = fileio.LATEST
+META = fileio.CKPT_META
 PARTIAL = ".partial"
 _COMMITTED = re.compile(r"^iter_\d{7,}$")
 _SD_METADATA = {
@@ -158,29 +158,13 @@ def checkpoint_name(step: int) -> str:
 
 def committed_checkpoints(root: str | Path) -> list[Path]:
     """Committed checkpoint directories under ``root``, oldest first."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if _COMMITTED.match(p.name) and (p / META).is_file()]
-    return sorted(found, key=lambda p: int(p.name.split("_")[1]))
+    return fileio.committed_checkpoints(root)
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:
-    """The committed checkpoint ``latest`` names (None when nothing was committed).
-
-    Should ``latest`` name a directory that is gone (a crash while re-saving the same step),
-    the newest committed checkpoint is used instead."""
-    pointer = Path(root) / LATEST
-    if not pointer.is_file():
-        return None
-    path = Path(root) / pointer.read_text().strip()
-    if (path / META).is_file():
-        return path
-    done = committed_checkpoints(root)
-    if not done:
-        raise FileNotFoundError(f"{pointer} names {path.name}, and no committed checkpoint exists")
-    log.warning("%s names missing %s; using %s", pointer, path.name, done[-1].name)
-    return done[-1]
+    """The committed checkpoint ``latest`` names (None when nothing was committed); the one rule
+    is ``cascade.fileio.read_latest``."""
+    return fileio.read_latest(root)
 
 
 LOW_DISK_BYTES = 1 << 30
@@ -267,11 +251,9 @@ class Checkpointer:
     def should_save(self, step: int) -> bool:
         return self.save_interval > 0 and step % self.save_interval == 0
 
-    def save_if_due(
-        self, step: int, extra_state: dict | None = None, preemption: PreemptionHandler | None = None
-    ) -> bool:
-        """Save at the interval, or now when preempted; True when the caller must stop."""
-        stop = preemption is not None and preemption.requested()
+    def save_if_due(self, step: int, extra_state: dict | None = None, stop: bool = False) -> bool:
+        """Save at the interval, or now when the caller must stop (its preemption flag, agreed
+        across ranks: ``cascade.runtime.preemption.should_stop()``); returns ``stop``."""
         if stop or self.should_save(step):
             self.save(step, extra_state)
         return stop
@@ -317,7 +299,7 @@ class Checkpointer:
         else:
             os.replace(partial, final)
         _fsync_dir(self.root)
-        _write_atomic(self.root / LATEST, final.name + "\n")
+        fileio.write_latest(self.root, final)
         log.info("checkpoint %s committed (%.1fs)", final, seconds)
         self._prune(keep=final)
 

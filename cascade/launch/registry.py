@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from cascade.config.schema.kinds import StageKind
-from cascade.launch.stage_dirs import StageDirs
+from cascade.runtime.stage_dirs import StageDirs
 from cascade.stages import REPO_ROOT, CascadePlan, ResolvedStage
 
 RECIPES: dict[StageKind, str] = {

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cascade.launch import slurm
-from cascade.launch.stage_dirs import StageDirs
+from cascade.runtime.stage_dirs import StageDirs
 from cascade.launch.submit import JOBS_FILE
 
 DONE, FAILED, CANCELLED, RUNNING, WAITING, UNKNOWN = "COMPLETE", "FAILED", "CANCELLED", "RUNNING", "WAITING", "UNKNOWN"

@@ -1,6 +1,6 @@
 """The RL algorithm core: pure functions on tensors, tested without a model (C1 §3.0–3.8, C2 §4).
 
-The RL loop (``cascade/train/rl.py``) wires these to the engine, the generator and the rewards.
+The RL loop (``cascade.rl.trainer``) wires these to the engine, the generator and the rewards.
 Layout conventions: per-rollout values of one step are ``[num_groups, G]`` (the G rollouts of a
 prompt in one row; ``flat.view(-1, G)``); per-token values are ``[B, T]`` with a 0/1 or bool
 ``mask`` of valid response tokens. Configs are passed as their schema sections

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cascade.config import load_stage_config
-from cascade.config.catalog import check_file, classify
+from cascade.config_check import check_file, classify
 from cascade.stages import load_cascade
 
 REPO = Path(__file__).resolve().parents[2]

@@ -148,7 +148,7 @@ def scenario_resume() -> dict:
     ``crash_at=N``: rank 0 SIGKILLs itself inside the save of step N, before the commit."""
     import signal
 
-    from cascade.engine import PreemptionHandler
+    from cascade.runtime import preemption
 
     cfg = stage_config()
     model, opt, sched = setup(cfg, parallel_of(""), None)
@@ -172,18 +172,19 @@ def scenario_resume() -> dict:
         Checkpointer._commit = crash
     out: dict = {"start": start.step if start else 0, "losses": {}}
     pause_after = int(ARGS.get("pause_after", -1))
-    with PreemptionHandler() as preempt:
-        for step in range((start.step if start else 0) + 1, int(ARGS.get("until", STEPS)) + 1):
-            out["losses"][step] = train(model, opt, sched, 1, gen)[0]
-            write(out)  # progressively, so a killed run still reports its losses
-            print(f"step {step} done loss={out['losses'][step]:.6f}", flush=True)
-            if step == pause_after:
-                while not preempt.requested():
-                    time.sleep(0.05)
-            if ckpt.save_if_due(step, {"data_rng": gen.get_state()}, preempt):
-                out["stopped_at"] = step
-                out["signal"] = preempt.received.name if preempt.received else None
-                break
+    preemption.install()
+    for step in range((start.step if start else 0) + 1, int(ARGS.get("until", STEPS)) + 1):
+        out["losses"][step] = train(model, opt, sched, 1, gen)[0]
+        write(out)  # progressively, so a killed run still reports its losses
+        print(f"step {step} done loss={out['losses'][step]:.6f}", flush=True)
+        if step == pause_after:
+            while not preemption.should_stop():
+                time.sleep(0.05)
+        if ckpt.save_if_due(step, {"data_rng": gen.get_state()}, stop=preemption.should_stop()):
+            out["stopped_at"] = step
+            got = preemption.received_signal()
+            out["signal"] = got.name if got else None
+            break
     return out
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cascade.config.schema.common import LoggingConfig, WandbConfig
-from cascade.train.metrics_logger import (
+from cascade.runtime.metrics_logger import (
     MetricsLogger,
     StepClock,
     check_sinks_available,

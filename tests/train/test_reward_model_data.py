@@ -12,7 +12,7 @@ import torch
 
 from cascade.config import load_stage_config
 from cascade.data.records import PREFERENCE_SCHEMA, PreferenceRecord
-from cascade.train.reward_model_data import (
+from cascade.reward_model.data import (
     PairEncoder,
     PairOrder,
     conversations,

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from cascade.train.reward_model import bradley_terry, pair_loss
+from cascade.reward_model.trainer import bradley_terry, pair_loss
 
 
 def _sp(x: float) -> float:  # softplus, by hand

@@ -20,7 +20,7 @@ STEPS = 6
 OVERRIDES = ("model.num_layers=1", f"train.steps={STEPS}", "train.global_batch_size=4", "train.micro_batch_size=2",
              "train.eval_at_start=false", "data.max_val_pairs=8", "checkpoint.save_interval=2",
              "checkpoint.keep_last=2", "optim.lr=5.0e-5", "scheduler.warmup_steps=1")
-REQUEUE = 75  # cascade.launch.preemption.REQUEUE_EXIT_CODE
+REQUEUE = 75  # cascade.runtime.preemption.REQUEUE_EXIT_CODE
 
 
 @pytest.fixture(scope="module")

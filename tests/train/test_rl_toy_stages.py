@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from cascade.engine.launch import run_local
-from cascade.launch.stage_dirs import StageDirs
+from cascade.runtime.stage_dirs import StageDirs
 from test_rl_support import REPO, cascade_yaml, job_env, read_metrics, run_stage_argv
 
 STAGE_TIMEOUT = 1800

@@ -21,11 +21,11 @@ from cascade.config.schema.rl import (
     ServedModelConfig,
 )
 from cascade.generation import Sample, SamplingParams
-from cascade.train.async_reward import PromptJob, score_after_generation, score_while_generating
-from cascade.train.rl_batch import ADVANTAGES, GEN_LOGPROBS, build_minibatches, split_groups
-from cascade.train.rl_data import PromptStream
-from cascade.train.rl_setup import reward_config, sequence_multiple
-from cascade.train.rollout import Group, sampling_seed
+from cascade.rl.async_reward import PromptJob, score_after_generation, score_while_generating
+from cascade.rl.batch import ADVANTAGES, GEN_LOGPROBS, build_minibatches, split_groups
+from cascade.rl.data import PromptStream
+from cascade.rl.setup import reward_config, sequence_multiple
+from cascade.rl.rollout import Group, sampling_seed
 from test_rl_support import keyword_records
 
 
@@ -211,7 +211,7 @@ import json, sys, torch
 from cascade.config.schema.common import ParallelConfig
 from cascade.engine import init_distributed, destroy_distributed
 from cascade.rl import token_entropy
-from cascade.train.rl_loss import vocab_parallel_entropy
+from cascade.rl.loss_fn import vocab_parallel_entropy
 from megatron.core import parallel_state as ps
 init_distributed(ParallelConfig(tensor=2), seed=0)
 g = torch.Generator().manual_seed(0)
@@ -245,7 +245,7 @@ def test_vocab_parallel_entropy_matches_full_vocabulary(tmp_path: Path) -> None:
 def _collector(overlong_filtering: bool, records: list) -> Any:
     from cascade.config.schema.common import ModelConfig, ModelFamily
     from cascade.config.schema.rl import RLStageConfig
-    from cascade.train.rollout import RolloutCollector
+    from cascade.rl.rollout import RolloutCollector
 
     model = ModelConfig(family=ModelFamily.QWEN3, hf_name="x", num_layers=1, hidden_size=8, ffn_hidden_size=8,
                         num_attention_heads=1, num_query_groups=1, kv_channels=8, vocab_size=8,

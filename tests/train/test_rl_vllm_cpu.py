@@ -28,7 +28,7 @@ from pathlib import Path
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 from cascade.generation import GeneratorConfig, SamplingParams
-from cascade.train.vllm_colocated import ColocatedVLLMRollout
+from cascade.generation.vllm_colocated import ColocatedVLLMRollout
 a, b = Path(sys.argv[1]), Path(sys.argv[2])
 dist.init_process_group("gloo")
 def hf(d, prompt, toks):

@@ -35,7 +35,7 @@ def test_colocated_vllm_generate_sleep_refit(tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
     from cascade.generation import GeneratorConfig, SamplingParams
-    from cascade.train.vllm_colocated import ColocatedVLLMRollout
+    from cascade.generation.vllm_colocated import ColocatedVLLMRollout
 
     os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT="29533")
     if not dist.is_initialized():

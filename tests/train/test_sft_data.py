@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cascade.data.tokenizer import TokenizedSample
-from cascade.train.sft_data import GlobalBatches, build_rows, padded_to_multiple
+from cascade.sft.data import GlobalBatches, build_rows, padded_to_multiple
 
 
 def _samples(lengths: list[int]) -> list[TokenizedSample]:

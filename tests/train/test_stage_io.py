@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from cascade.config import load_stage_config
-from cascade.train.stage_io import InitSourceError, StageManifest, config_hash, read_manifest, resolve_init
+from cascade.engine.init_source import InitSourceError, resolve_init
+from cascade.runtime.manifest import StageManifest, config_hash, read_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cascade.train.throughput import PEAK_ENV, mfu, peak_flops, training_precision
+from cascade.engine.throughput import PEAK_ENV, mfu, peak_flops, training_precision
 
 
 def test_h100_bf16_peak_is_989_tflops_dense() -> None:

@@ -130,6 +130,7 @@ class RLTrainConfig:
     steps: int = 1
     micro_batch_size: int = 1
     seed: int = 1234
+    resume_on_changed_data: bool = False  # resume even if the prompt set differs from the checkpoint's
 
 
 @register_stage_schema(StageKind.RL)

@@ -1,4 +1,6 @@
-"""The Cascade RL loop: one GRPO stage (RLHF, IF-RL, Math RL, Code RL, SWE RL differ by config).
+"""Cascade RL hooks: one GRPO stage (RLHF, IF-RL, Math RL, Code RL, SWE RL differ by config).
+The loop, checkpoints, preemption and the manifest are the stage runtime's
+(``run_training_stage``); this module is what one RL step does.
 
 Per step (C1 §4.1.2; strictly on-policy: the batch is sampled with the current weights, used for
 one update, then the generator takes the new weights)::
@@ -14,82 +16,44 @@ one update, then the generator takes the new weights)::
 
 Resume: the checkpoint holds model, optimizer, scheduler, RNG and the data position (epoch,
 index, pass-rate filter state); sampling seeds derive from (seed, step, round, slot), so a
-resumed run regenerates the very batches an uninterrupted run would have.
+resumed run regenerates the very batches an uninterrupted run would have. The prompt set's
+fingerprint is checked on resume like every stage's data.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from cascade.config import to_dict
-from cascade.config.schema.rl import RLStageConfig
 from cascade.data.tokenizer import load_tokenizer, pad_token_id
 from cascade.engine import (
-    Checkpointer,
     build_model,
     build_optimizer,
     build_scheduler,
     compute_logprobs,
-    destroy_distributed,
     export_hf,
-    init_distributed,
     split_global_batch,
     train_step,
 )
 from cascade.engine.batch import MicroBatch
-from cascade.launch import preemption
-from cascade.launch.stage_dirs import StageDirs
 from cascade.rewards import build_scorer
 from cascade.rl import FillResult, MismatchStats, fill_batch, group_advantages, mismatch_stats, step_metrics
-from cascade.train import rl_setup as setup
-from cascade.train.metrics_logger import METRICS_FILE, MetricsLogger, check_sinks_available
-from cascade.train.refit import RolloutEngine, build_rollout_engine, trainer_weights
-from cascade.train.rl_batch import GEN_LOGPROBS, OLD_LOGPROBS, REF_LOGPROBS, build_minibatches, response_stats
-from cascade.train.rl_data import PromptStream, load_prompts
-from cascade.train.rl_loss import LogitsTap, make_loss_fn
-from cascade.train.rollout import Group, RolloutCollector
-from cascade.train.stage_io import StageManifest, config_hash, resolve_init, write_config
+from cascade.generation.refit import RolloutEngine, build_rollout_engine, trainer_weights
+from cascade.rl import setup
+from cascade.rl.batch import GEN_LOGPROBS, OLD_LOGPROBS, REF_LOGPROBS, build_minibatches, response_stats
+from cascade.rl.data import PromptStream, load_prompts
+from cascade.rl.loss_fn import LogitsTap, make_loss_fn
+from cascade.rl.rollout import Group, RolloutCollector
 from megatron.core import parallel_state as ps
 
 PREFIX = "rl"
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RLJob:
-    """One RL stage: its validated config, what it starts from, where it writes, side inputs."""
-
-    config: RLStageConfig
-    init_from: str
-    output_dir: Path
-    stage_name: str = "rl"
-    config_path: str | None = None
-    overrides: tuple[str, ...] = ()
-    uses: Mapping[str, Path] = field(default_factory=dict)  # e.g. {"reward_model": side stage dir}
-
-
-def train_rl(job: RLJob) -> int:
-    """Run (or resume) the stage: 0 when finished (final checkpoint, HF export, manifest),
-    ``preemption.REQUEUE_EXIT_CODE`` after saving on a stop request."""
-    check_sinks_available(job.config.logging)
-    preemption.install()
-    layout = init_distributed(job.config.parallel, seed=job.config.train.seed)
-    trainer = None
-    try:
-        trainer = RLTrainer(job, layout)
-        return trainer.run()
-    finally:
-        if trainer is not None:
-            trainer.close()
-        destroy_distributed()
 
 
 def _mean_metrics(parts: list[dict[str, float]]) -> dict[str, float]:
@@ -97,105 +61,91 @@ def _mean_metrics(parts: list[dict[str, float]]) -> dict[str, float]:
     return {k: sum(p[k] for p in parts if k in p) / sum(k in p for p in parts) for k in keys}
 
 
-class RLTrainer:
-    """Holds the stage's model, optimizer, rollout engine, scorer and data stream."""
+class RLHooks:
+    """The RL stage kind for ``run_training_stage``: model, optimizer, generator, scorer, prompts."""
 
-    def __init__(self, job: RLJob, layout: Any) -> None:
+    prefix = PREFIX
+
+    def __init__(self) -> None:
+        self.model = self.optimizer = self.scheduler = None
+        self.engine: RolloutEngine | None = None
+        self.scorer = None
+
+    def setup(self, ctx: Any) -> int:
+        job = ctx.job
         cfg = self.cfg = job.config
-        self.job, self.layout, self.out = job, layout, Path(job.output_dir)
-        self.dirs = StageDirs(self.out)
-        self.main = layout.rank == 0
-        self.init = resolve_init(job.init_from)
-        self.chash = config_hash(cfg)
-        if self.main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            write_config(self.out, cfg)
+        self.ctx, self.layout, self.init = ctx, ctx.layout, ctx.init
+        self.prefix = job.stage_name or PREFIX
         self.tokenizer = load_tokenizer(self.init.tokenizer_dir)
         self.pad_id = pad_token_id(self.tokenizer)
-        encode = setup.prompt_encoder(self.tokenizer, cfg.data.template)
+        self.encode = setup.prompt_encoder(self.tokenizer, cfg.data.template)
         self.stream = PromptStream(load_prompts(cfg.data.train_files), seed=cfg.train.seed,
                                    shuffle=cfg.data.shuffle, filters=cfg.filters,
-                                   keep=setup.prompt_fits(encode, cfg))
+                                   keep=setup.prompt_fits(self.encode, cfg))
         reward_cfg = setup.reward_config(cfg.reward, job.uses)
         self.scorer = build_scorer(reward_cfg)
         rm = reward_cfg.reward_model
         self.reward_model = (rm.endpoint or rm.checkpoint) if rm is not None else None
-
         self.model = build_model(cfg.model, cfg.parallel, cfg.precision,
                                  use_distributed_optimizer=cfg.optim.use_distributed_optimizer)
-        self.opt = build_optimizer(self.model, cfg.optim, cfg.precision, cfg.parallel)
-        self.sched = build_scheduler(self.opt, cfg.optim, cfg.scheduler,
-                                     total_steps=cfg.train.steps * cfg.loss.num_minibatches)
-        self.ckpt = Checkpointer.from_config(self.dirs.checkpoints, self.model, self.opt, self.sched, cfg.checkpoint)
-        self.loaded = self.ckpt.load_latest()
-        if self.loaded is None:
-            setup.load_init(self.init, self.model, self.opt, cfg)
-        else:
-            self.stream.load_state_dict(self.loaded.extra_state["data"])
-        self.start = self.loaded.step if self.loaded else 0
+        self.optimizer = build_optimizer(self.model, cfg.optim, cfg.precision, cfg.parallel)
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim, cfg.scheduler,
+                                         total_steps=cfg.train.steps * cfg.loss.num_minibatches)
+        return cfg.train.steps
+
+    def load_fresh(self, ctx: Any) -> None:
+        setup.load_init(self.init, self.model, self.optimizer, self.cfg)
+
+    def data_state(self) -> dict[str, Any]:
+        h = hashlib.sha256()
+        for r in self.stream.records:
+            h.update(str(r.id).encode())
+            h.update(b"\x00")
+        return {"fingerprint": h.hexdigest()[:16], "prompts": len(self.stream.records), "seed": self.cfg.train.seed,
+                "prompts_per_step": self.cfg.rollout.prompts_per_step}
+
+    def position(self) -> dict[str, Any]:
+        return self.stream.state_dict()
+
+    def restore(self, position: dict[str, Any]) -> None:
+        self.stream.load_state_dict(position)
+
+    def ready(self, ctx: Any) -> None:
+        """Reference model, generator (refit from exactly the trainer's weights, fresh or resumed)."""
+        cfg = self.cfg
         self.reference = setup.build_reference(cfg, self.init)
-
-        gen_dir = setup.rollout_hf_dir(self.init, self.model, cfg, self.out)
-        self.engine: RolloutEngine = build_rollout_engine(setup.generator_config(cfg, gen_dir, layout.world_size))
-        self._refit()  # the generator starts from exactly the trainer's weights (fresh or resumed)
-        self.collector = RolloutCollector(cfg, self.engine.generator, self.scorer, self.stream, encode,
+        gen_dir = setup.rollout_hf_dir(self.init, self.model, cfg, ctx.dirs.root)
+        self.engine = build_rollout_engine(setup.generator_config(cfg, gen_dir, self.layout.world_size))
+        self._refit()
+        self.collector = RolloutCollector(cfg, self.engine.generator, self.scorer, self.stream, self.encode,
                                           gen_tp=cfg.rollout.tensor_parallel,
-                                          chunk_groups=setup.stream_chunk_groups(cfg, layout.world_size))
-        self.logger = MetricsLogger(self.out, cfg.logging, total_steps=cfg.train.steps, resume_step=self.loaded.step
-                                    if self.loaded else None, rank=layout.rank, run_name=job.stage_name,
-                                    config=to_dict(cfg), prefix=job.stage_name or PREFIX)
-        self.manifest = StageManifest(
-            stage=job.stage_name, kind=cfg.kind.value, status="running", init_from=job.init_from,
-            init_source=self.init.to_json(), config=job.config_path, config_hash=self.chash,
-            steps_done=self.start, total_steps=cfg.train.steps,
-            final_checkpoint=str(self.loaded.path) if self.loaded else None, hf_export=None,
-            tokenizer_dir=str(self.init.tokenizer_dir), metrics=str(self.out / METRICS_FILE),
-            world_size=layout.world_size,
-            layout={k: getattr(layout, k) for k in ("world_size", "tp", "pp", "vp", "cp", "dp")},
-            extra={"prompts": len(self.stream.records), "reward_domain": cfg.reward.domain.value,
-                   "reward_model": self.reward_model,
-                   "rollout_backend": cfg.rollout.backend, "overrides": list(job.overrides)})
+                                          chunk_groups=setup.stream_chunk_groups(cfg, self.layout.world_size))
 
-    # ---- the loop -----------------------------------------------------------------------------
-    def run(self) -> int:
+    def describe(self) -> str:
         cfg = self.cfg
-        if self.loaded is not None:
-            self.logger.info(f"RESUMING from step {self.loaded.step} ({self.loaded.path}); data {self.stream.state_dict()}")
-            if self.loaded.extra_state.get("config_hash") not in (None, self.chash):
-                self.logger.info(f"WARNING: the config differs from the checkpoint's (hash "
-                                 f"{self.loaded.extra_state['config_hash']} -> {self.chash}); continuing with the new one")
-        else:
-            self.logger.info(f"FRESH START from {self.init.format} weights at {self.init.path}")
-        self.logger.info(f"{len(self.stream.records)} prompts; {cfg.rollout.prompts_per_step} x "
-                         f"{cfg.rollout.num_generations} rollouts per step; reward {cfg.reward.domain.value}"
-                         f"{f' ({self.reward_model})' if self.reward_model else ''}; generator {cfg.rollout.backend}")
-        for step in range(self.start + 1, cfg.train.steps + 1):
-            t0 = time.perf_counter()
-            metrics = self.step(step)
-            metrics["time/step"] = time.perf_counter() - t0
-            self.logger.log(step, metrics, step_seconds=metrics["time/step"])
-            last = step == cfg.train.steps
-            stop = preemption.should_stop()
-            if stop or last or self.ckpt.should_save(step):
-                path = self.ckpt.save(step, {"data": self.stream.state_dict(), "config_hash": self.chash})
-                self.manifest.steps_done, self.manifest.final_checkpoint = step, str(path)
-            if stop and not last:
-                self.manifest.status = "preempted"
-                if self.main:
-                    self.manifest.write(self.out)
-                self.logger.info(f"stop requested: saved step {step}; exiting {preemption.REQUEUE_EXIT_CODE} to requeue")
-                return preemption.REQUEUE_EXIT_CODE
-        if cfg.checkpoint.export_hf:
-            export_hf(self.model, self.dirs.hf, cfg.model, tokenizer_dir=self.init.tokenizer_dir)
-            self.manifest.hf_export = str(self.dirs.hf)
-        self.manifest.status = "complete"
-        if self.main:
-            self.manifest.write(self.out)
-        self.logger.info(f"done: {cfg.train.steps} steps; checkpoint {self.manifest.final_checkpoint}")
-        return 0
+        return (f"{len(self.stream.records)} prompts; {cfg.rollout.prompts_per_step} x "
+                f"{cfg.rollout.num_generations} rollouts per step; reward {cfg.reward.domain.value}"
+                f"{f' ({self.reward_model})' if self.reward_model else ''}; generator {cfg.rollout.backend}; "
+                f"data {self.stream.state_dict()}")
 
-    def step(self, step: int) -> dict[str, float]:
+    def evaluate_at_start(self) -> dict[str, float] | None:
+        return None
+
+    def finish(self, ctx: Any, total: int) -> dict[str, Any]:
+        return {}
+
+    def export(self, hf_dir: Path) -> None:
+        export_hf(self.model, hf_dir, self.cfg.model, tokenizer_dir=self.init.tokenizer_dir)
+
+    def manifest_extra(self) -> dict[str, Any]:
         cfg = self.cfg
+        return {"prompts": len(self.stream.records), "reward_domain": cfg.reward.domain.value,
+                "reward_model": self.reward_model, "rollout_backend": cfg.rollout.backend}
+
+    # ---- one step -----------------------------------------------------------------------------
+    def step(self, step: int, last: bool = False) -> dict[str, float]:
+        cfg = self.cfg
+        t_step = time.perf_counter()
         self.collector.begin_step(step)
         t0 = time.perf_counter()
         fill = fill_batch(self.collector.round, cfg.rollout.prompts_per_step, cfg.filters)
@@ -209,7 +159,9 @@ class RLTrainer:
         timing = self.collector.current.timing
         timings = {"generation": timing.generation_s, "reward": timing.reward_exposed_s,
                    "reward_busy": timing.reward_busy_s, "rollout": rollout_s, "train": t2 - t1, "refit": t3 - t2}
-        return self._metrics(fill, train, timings)
+        metrics = self._metrics(fill, train, timings)
+        metrics["time/step"] = time.perf_counter() - t_step
+        return metrics
 
     # ---- update -------------------------------------------------------------------------------
     def _minibatches(self, groups: list[Group], advantages: torch.Tensor, num_minibatches: int) -> list[MicroBatch]:
@@ -220,7 +172,7 @@ class RLTrainer:
 
     def _skipped(self, why: str) -> dict[str, float]:
         """No update this step; the mismatch is still measured, on every generated rollout."""
-        self.logger.info(f"{why}: optimizer step skipped")
+        self.ctx.say(f"{why}: optimizer step skipped")
         generated = self.collector.current.groups
         zeros = torch.zeros(len(generated), self.cfg.rollout.num_generations)
         out = {"update/skipped": 1.0}
@@ -246,7 +198,8 @@ class RLTrainer:
         loss_fn_tap = LogitsTap(self.model)
         try:
             loss_fn = make_loss_fn(cfg.loss, temperature=cfg.rollout.temperature, tap=loss_fn_tap, mismatch=free)
-            steps = [train_step(self.model, self.opt, self.sched, part, loss_fn, temperature=cfg.rollout.temperature)
+            steps = [train_step(self.model, self.optimizer, self.scheduler, part, loss_fn,
+                                temperature=cfg.rollout.temperature)
                      for part in local]
         finally:
             loss_fn_tap.close()
@@ -315,8 +268,7 @@ class RLTrainer:
                             extra=extra, timings=timings)
 
     def close(self) -> None:
-        for closer in (getattr(self, "engine", None), getattr(self, "scorer", None),
-                       getattr(self, "logger", None)):
+        for closer in (getattr(self, "engine", None), getattr(self, "scorer", None)):
             if closer is not None:
                 try:
                     closer.close()

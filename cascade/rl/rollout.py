@@ -27,8 +27,8 @@ from cascade.data.records import RLRecord
 from cascade.generation import Generator, Sample, SamplingParams, derive_seed
 from cascade.rewards import RewardResult
 from cascade.rl import GenerationRound, apply_overlong, assign_modes
-from cascade.train.async_reward import ROUND_SCHEDULES, BatchScorer, PromptJob, RoundTiming
-from cascade.train.rl_data import PromptStream
+from cascade.rl.async_reward import ROUND_SCHEDULES, BatchScorer, PromptJob, RoundTiming
+from cascade.rl.data import PromptStream
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ reward model), the prompt encoder, the initial weights, the KL reference and the
 
 Why apart from the loop: these are one-time decisions with their own failure messages (a missing
 reward model, prompts too long for the configured budget, an init source the generator cannot
-read), and keeping them here leaves ``cascade.train.rl`` to the per-step logic. The engine is
+read), and keeping them here leaves ``cascade.rl.trainer`` to the per-step logic. The engine is
 imported inside the functions that use it, so the pure helpers load without Megatron.
 """
 
@@ -20,8 +20,8 @@ from cascade.config.schema.rl import RewardConfig, RewardDomain, RLStageConfig, 
 from cascade.data.records import RLRecord
 from cascade.data.tokenizer import encode_generation_prompt
 from cascade.generation import GeneratorConfig
-from cascade.train.rollout import PromptEncoder
-from cascade.train.stage_io import InitSource, is_hf_dir
+from cascade.rl.rollout import PromptEncoder
+from cascade.engine.init_source import InitSource, is_hf_dir
 
 RM_DOMAINS = (RewardDomain.REWARD_MODEL, RewardDomain.INSTRUCTION_RM)
 ROLLOUT_HF = "rollout_init_hf"  # HF copy of a Megatron init, for the generator to load (then refit)

@@ -16,33 +16,19 @@ killed job never leaves one behind.
 from __future__ import annotations
 
 import json
-import os
-import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cascade import fileio
+from cascade.engine.init_source import CHECKPOINTS_DIR, HF_DIR
+from cascade.fileio import atomic_write_text
+
 COMPLETE = "COMPLETE"
 TRAINED = "TRAINED"
-LATEST = "latest"  # the pointer file cascade/engine/checkpoint.py commits last
-_ITER = re.compile(r"^iter_(\d+)$")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` so that readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+LATEST = fileio.LATEST
+__all__ = ["COMPLETE", "LATEST", "TRAINED", "StageDirs", "atomic_write_text"]
 
 
 @dataclass(frozen=True)
@@ -51,11 +37,11 @@ class StageDirs:
 
     @property
     def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
+        return self.root / CHECKPOINTS_DIR
 
     @property
     def hf(self) -> Path:
-        return self.root / "hf"
+        return self.root / HF_DIR
 
     @property
     def evals(self) -> Path:
@@ -68,19 +54,22 @@ class StageDirs:
         return (self.root / TRAINED).is_file()
 
     def latest_step(self) -> int | None:
-        """Step of the newest committed checkpoint (`checkpoints/latest`), or None: fresh start.
-        Read without importing the engine (torch): the launcher and `status` stay light."""
+        """Step of the checkpoint a (re)start resumes from, or None: a fresh start. The same
+        rule as the engine's (`cascade.fileio.read_latest`), without importing torch."""
         try:
-            name = (self.checkpoints / LATEST).read_text().strip()
+            latest = fileio.read_latest(self.checkpoints)
         except FileNotFoundError:
-            return None
-        m = _ITER.match(name)
-        return int(m.group(1)) if m and (self.checkpoints / name).is_dir() else None
+            return None  # a pointer with nothing committed: the engine refuses; run-stage says so
+        return fileio.checkpoint_step(latest) if latest is not None else None
 
     def record_checkpoint(self, step: int) -> None:
-        """Point `latest` at iter_<step> (committed already). The engine's Checkpointer does this
-        itself; recipes that save by other means call it after every rank finished writing."""
-        atomic_write_text(self.checkpoints / LATEST, f"iter_{step:07d}\n")
+        """Commit iter_<step> (its `cascade_meta.json`) and point `latest` at it. The engine's
+        Checkpointer does this itself; recipes that save by other means call it after every
+        rank finished writing."""
+        step_dir = self.checkpoints / f"iter_{step:07d}"
+        if not (step_dir / fileio.CKPT_META).is_file():
+            atomic_write_text(step_dir / fileio.CKPT_META, json.dumps({"step": step, "saved_at": time.time()}) + "\n")
+        fileio.write_latest(self.checkpoints, step_dir)
 
     def _mark(self, name: str, info: dict[str, Any]) -> None:
         atomic_write_text(self.root / name, json.dumps({"time": time.time(), **info}, indent=2) + "\n")

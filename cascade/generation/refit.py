@@ -6,7 +6,7 @@ on demand so the CPU path never imports vLLM):
 
 * ``transformers`` (CPU, tests, the toy cascade): the HF model lives in this process; refit
   copies the HF-named full tensors into it.
-* ``vllm`` (GPU): the colocated engine of ``cascade.train.vllm_colocated`` (external-launcher
+* ``vllm`` (GPU): the colocated engine of ``cascade.generation.vllm_colocated`` (external-launcher
   mode, sleep/wake around training, weights loaded through vLLM's model ``load_weights``).
 
 Weights come from ``cascade.engine.hf_state_dict`` (TP-gathered, HF names); with pipeline
@@ -44,8 +44,8 @@ class RolloutEngine(Protocol):
 
 
 ENGINES: dict[str, str] = {
-    "transformers": "cascade.train.refit:TransformersRollout",
-    "vllm": "cascade.train.vllm_colocated:ColocatedVLLMRollout",
+    "transformers": "cascade.generation.refit:TransformersRollout",
+    "vllm": "cascade.generation.vllm_colocated:ColocatedVLLMRollout",
 }
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cascade.config.schema.common import LoggingConfig
-from cascade.launch.stage_dirs import atomic_write_text
+from cascade.runtime.stage_dirs import atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"

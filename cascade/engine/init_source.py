@@ -1,15 +1,7 @@
-"""A training stage's inputs and outputs on disk: what `init_from` may name, and the
-`stage_manifest.json` a finished (or preempted) stage leaves for the next stage and the tests.
+"""What `init_from` may name, and where a fresh stage's weights and tokenizer come from.
 
-Stage output directory (shared with `cascade.launch.stage_dirs`, which owns the markers)::
-
-    <output_dir>/checkpoints/          Megatron dist checkpoints (engine Checkpointer; resumed from)
-    <output_dir>/hf/                   HF export of the final weights (safetensors, config, tokenizer)
-    <output_dir>/metrics.jsonl         one JSON line per step (cascade.train.metrics_logger)
-    <output_dir>/tensorboard/          TensorBoard events
-    <output_dir>/config.json           the resolved stage config this run trained with
-    <output_dir>/stage_manifest.json   stage, kind, init source, config hash, steps, outputs
-
+A stage output directory (see `cascade.runtime.stage_dirs`) holds `checkpoints/` (Megatron dist
+checkpoints with a `latest` pointer), `hf/` (the HF export) and `stage_manifest.json`.
 `init_from` accepts (first match wins, see `INIT_RESOLVERS`):
   1. a committed Megatron checkpoint `iter_N/` (has cascade_meta.json),
   2. a Megatron checkpoint root (has a `latest` pointer),
@@ -18,25 +10,24 @@ Stage output directory (shared with `cascade.launch.stage_dirs`, which owns the 
   4. an HF model directory (config.json + safetensors): the first stage's base model.
 Weights from a Megatron checkpoint are loaded without optimizer state or RNG (a new stage); the
 tokenizer comes from the stage's `hf/` export, or the `tokenizer_dir` of its manifest.
+Torch-free: the launcher resolves `init_from` before any rank starts.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from cascade.config import to_dict
-from cascade.launch.stage_dirs import StageDirs, atomic_write_text
+from cascade import fileio
+
+CHECKPOINTS_DIR = "checkpoints"
+HF_DIR = "hf"
 
 MANIFEST = "stage_manifest.json"
 CONFIG_FILE = "config.json"
-CKPT_META = "cascade_meta.json"  # written by cascade.engine.checkpoint into every committed iter_N
-LATEST = "latest"
 _TOKENIZER_MARKERS = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
 InitFormat = Literal["megatron", "hf"]
@@ -70,19 +61,16 @@ def is_hf_dir(path: Path) -> bool:
 
 
 def _latest_in(root: Path) -> Path | None:
-    pointer = root / LATEST
-    if not pointer.is_file():
-        return None
-    path = root / pointer.read_text().strip()
-    if not (path / CKPT_META).is_file():
-        raise InitSourceError(f"{pointer} names {path.name}, which is not a committed checkpoint")
-    return path
+    try:
+        return fileio.read_latest(root)
+    except FileNotFoundError as e:
+        raise InitSourceError(str(e)) from None
 
 
 def _stage_tokenizer(stage_dir: Path) -> Path | None:
     """The tokenizer a stage directory hands on: its HF export, else its manifest's."""
-    if has_tokenizer(stage_dir / "hf"):
-        return stage_dir / "hf"
+    if has_tokenizer(stage_dir / HF_DIR):
+        return stage_dir / HF_DIR
     manifest = read_manifest(stage_dir)
     if manifest and manifest.get("tokenizer_dir"):
         return Path(manifest["tokenizer_dir"])
@@ -97,7 +85,7 @@ def _need_tokenizer(tok: Path | None, where: Path) -> Path:
 
 
 def _from_iter_dir(p: Path, given: str) -> InitSource | None:
-    if not (p / CKPT_META).is_file():
+    if not (p / fileio.CKPT_META).is_file():
         return None
     stage_dir = p.parent.parent  # <stage>/checkpoints/iter_N
     return InitSource(given, "megatron", p, _need_tokenizer(_stage_tokenizer(stage_dir), p))
@@ -111,12 +99,12 @@ def _from_ckpt_root(p: Path, given: str) -> InitSource | None:
 
 
 def _from_stage_dir(p: Path, given: str) -> InitSource | None:
-    dirs = StageDirs(p)
-    latest = _latest_in(dirs.checkpoints) if dirs.checkpoints.is_dir() else None
+    ckpts, hf = p / CHECKPOINTS_DIR, p / HF_DIR
+    latest = _latest_in(ckpts) if ckpts.is_dir() else None
     if latest is not None:
         return InitSource(given, "megatron", latest, _need_tokenizer(_stage_tokenizer(p), p))
-    if is_hf_dir(dirs.hf):
-        return InitSource(given, "hf", dirs.hf, _need_tokenizer(dirs.hf, dirs.hf))
+    if is_hf_dir(hf):
+        return InitSource(given, "hf", hf, _need_tokenizer(hf, hf))
     return None
 
 
@@ -148,48 +136,7 @@ def resolve_init(init_from: str | Path) -> InitSource:
                           "run that stage first.")
 
 
-def config_hash(config: Any) -> str:
-    """Stable short hash of a resolved config (dataclass), for manifests and resume checks."""
-    text = json.dumps(to_dict(config), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def write_config(output_dir: Path, config: Any) -> None:
-    """The resolved config, as this run trained it (rank 0)."""
-    atomic_write_text(Path(output_dir) / CONFIG_FILE, json.dumps(to_dict(config), indent=2, default=str) + "\n")
-
-
-@dataclass
-class StageManifest:
-    """`<output_dir>/stage_manifest.json`: the hand-off record of one stage (rank 0 writes it at
-    preemption and at the end). `final_checkpoint` is what the next stage loads."""
-
-    stage: str
-    kind: str
-    status: Literal["running", "preempted", "complete"]
-    init_from: str
-    init_source: dict[str, str]
-    config: str | None
-    config_hash: str
-    steps_done: int
-    total_steps: int
-    final_checkpoint: str | None
-    hf_export: str | None
-    tokenizer_dir: str
-    metrics: str
-    world_size: int
-    layout: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)  # trainer-specific (data, held-out loss, ...)
-    updated_at: float = 0.0
-
-    def write(self, output_dir: str | Path) -> Path:
-        self.updated_at = time.time()
-        path = Path(output_dir) / MANIFEST
-        atomic_write_text(path, json.dumps(asdict(self), indent=2, default=str) + "\n")
-        return path
-
-
-def read_manifest(output_dir: str | Path) -> dict[str, Any] | None:
+def read_manifest(output_dir: str | Path) -> dict | None:
     """A stage's manifest, or None when it has none (yet)."""
     try:
         return json.loads((Path(output_dir) / MANIFEST).read_text())

@@ -43,7 +43,7 @@ from cascade.engine.model import ddp_config, eval_mode
 from cascade.engine.precision import resolve_precision
 from cascade.engine.step import _reduce_metrics
 from cascade.rewards.reward_model import HEAD_FILE
-from cascade.train.reward_model_data import PairRows
+from cascade.reward_model.data import PairRows
 from megatron.core import parallel_state as ps
 from megatron.core.distributed import DistributedDataParallel
 from megatron.core.optimizer import MegatronOptimizer

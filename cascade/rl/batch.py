@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from cascade.train.rollout import Group
+from cascade.rl.rollout import Group
 
 if TYPE_CHECKING:  # the engine (Megatron) loads only in trainer processes
     from cascade.engine.batch import MicroBatch
