@@ -32,7 +32,7 @@ log "torch==$TORCH_VERSION (CPU)"
 
 if ! "$VENV/bin/python" -c "import megatron.core as m, sys; sys.exit(not m.__version__.startswith('$MCORE_VERSION'))" 2>/dev/null; then
   # The 0.19.2 wheel declares Requires-Python>=3.12 and a cp312 tag, but its sources are pure
-  # Python that runs on 3.11 (measured: shared/reference/megatron_cpu). Re-tag it, install it
+  # Python that runs on 3.11 (our CPU suite runs it there). Re-tag it, install it
   # without its (CUDA-only) extras.
   log "megatron-core==$MCORE_VERSION (re-tagged wheel)"
   W="$(mktemp -d)"

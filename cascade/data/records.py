@@ -92,7 +92,7 @@ def _check_swe(r: RLRecord, where: str) -> None:
           "swe records need `original` = {file path: original file content}")
 
 
-# What each reward domain needs beyond the shared fields (the rewards CLI contract, DESIGN.md).
+# What each reward domain needs beyond the shared fields (the rewards CLI contract).
 DOMAIN_CHECKS: dict[RewardDomain, Callable[[RLRecord, str], None]] = {
     RewardDomain.MATH: _check_math,
     RewardDomain.CODE: _check_code,
@@ -141,7 +141,7 @@ class RLRecord:
         return self.prompt[-1]["content"]
 
     def reward_fields(self) -> dict[str, Any]:
-        """The rewards CLI input row for this record, minus `response` (DESIGN.md contract)."""
+        """The rewards CLI input row for this record, minus `response` (its contract)."""
         row: dict[str, Any] = {"id": self.id, "domain": self.domain.value, "prompt": self.prompt_text,
                                "messages": [dict(m) for m in self.prompt]}
         for name in DOMAIN_FIELDS[self.domain]:

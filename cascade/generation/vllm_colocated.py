@@ -1,7 +1,7 @@
 """vLLM colocated with the trainer (GPU): the same processes run Megatron and vLLM, taking turns
 on the GPU memory, and vLLM takes the trainer's weights after every optimizer step.
 
-Why this shape (NeMo-RL/verl "colocated" mode, DESIGN.md "SPMD, no Ray"): ``srun`` starts one
+Why this shape (NeMo-RL/verl "colocated" mode; SPMD, no Ray): ``srun`` starts one
 process per GPU; each builds an ``LLM`` in vLLM's ``external_launcher`` mode, which joins the
 torch.distributed world the trainer already created (generation TP groups are carved out of it,
 independently of the training TP). Between phases the engine sleeps (level 1: weights offloaded to

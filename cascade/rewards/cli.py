@@ -1,4 +1,4 @@
-"""`python -m cascade.rewards score --domain D IN.jsonl OUT.jsonl` (contract in DESIGN.md).
+"""`python -m cascade.rewards score --domain D IN.jsonl OUT.jsonl` (a stable contract: scripts and users rely on it).
 
 Each output row is the input row plus `reward` (float) and `info` (dict). A row that cannot be
 scored (invalid UTF-8 or JSON, nesting too deep to parse, missing or null fields, a verifier
