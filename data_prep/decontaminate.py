@@ -14,16 +14,15 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-from pathlib import Path
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
-from data_prep.eval_sets import (DEFAULT_OFFLINE, EvalItem, canonical_url, offline_eval_items,
-                                 parse_eval_file_args)
+from data_prep.eval_sets import DEFAULT_OFFLINE, EvalItem, canonical_url, offline_eval_items, parse_eval_file_args
 from data_prep.manifest import Manifest
 from data_prep.ngrams import WordIds, encode, full_hashes, in_sorted, presence_bits, window_hashes, word_windows
 
@@ -47,7 +46,7 @@ class DecontamConfig:
     min_word_tokens: int = 3  # index only n-grams with >= this many words (not numbers/symbols)
     max_doc_freq: int = 20  # >0: ignore n-grams found in more than this many eval items (boilerplate)
     url_match: bool = True  # C1 §4.6: raw problem-URL matching for code
-    eval_sets: tuple[str, ...] = DEFAULT_OFFLINE  # offline sets (data_prep.eval_sets.OFFLINE_SETS)
+    eval_sets: tuple[str, ...] = DEFAULT_OFFLINE  # catalogue names (evals.catalogue)
     eval_files: tuple[str, ...] = ()  # NAME=PATH, user-provided local eval files
     workers: int = 0  # 0: one per usable core
     chunk_rows: int = 4096
@@ -303,9 +302,10 @@ def filter_rows(rows: Sequence[T], text: Callable[[T], str], index: EvalIndex, c
 def add_args(parser: argparse.ArgumentParser, default_sets: Sequence[str] = DEFAULT_OFFLINE) -> None:
     g = parser.add_argument_group("decontamination")
     g.add_argument("--eval-sets", default=",".join(default_sets),
-                   help="comma-separated offline eval sets ('' for none); see data_prep.eval_sets")
+                   help="comma-separated eval sets by their evals names, e.g. aime24,lcb_v6 ('' for none; "
+                        "sets outside the offline cache need their download); see data_prep.eval_sets")
     g.add_argument("--eval-file", action="append", default=[], metavar="NAME=PATH",
-                   help="a local eval set file/directory (LiveCodeBench, GPQA, MMLU-Pro, IFEval, SWE-bench...)")
+                   help="a local eval set file/directory under a label, e.g. lcb_v6=data/eval/livecodebench")
     g.add_argument("--ngram", type=int, default=9)
     g.add_argument("--min-overlap", type=int, default=DecontamConfig.min_overlap,
                    help="flag a row sharing this many distinct n-grams with one eval item")

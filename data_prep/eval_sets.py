@@ -1,28 +1,30 @@
-"""Evaluation sets to decontaminate against: the offline copies, plus local files a user provides.
+"""Evaluation sets to decontaminate against, by the names of the one catalogue (`evals.catalogue`)
+that the benchmarks use too, plus local files a user provides.
 
-Offline (cascade.offline): AIME 2024 / 2025-I, MATH (full test, incl. MATH-500), GSM8K test, MMLU
-test, HumanEval, MBPP test, IFBench. Not offline on these machines; download once and pass with
-`--eval-file NAME=PATH` (jsonl / json / parquet / csv; the text and URL columns are found by name):
+Offline sets (in the offline cache): aime24, aime25 (2025-I), math (the full MATH test, MATH-500
+included), math500, gsm8k, mmlu, humaneval, mbpp, ifbench. The other benchmarks (lcb_v5, lcb_v6,
+gpqa_diamond, mmlu_pro, ifeval, swe_bench_verified, arena_hard) read the local copies evals reads
+(`$CASCADE_EVAL_DATA`, `evals/data_files.py` lists the one-time downloads): name them in
+`--eval-sets` once downloaded, or pass any file with `--eval-file NAME=PATH` (jsonl / json /
+parquet / csv; the text and URL columns are found by name), e.g.
 
   hf download livecodebench/code_generation_lite --repo-type dataset --local-dir data/eval/livecodebench
-  hf download Idavidrein/gpqa --repo-type dataset --local-dir data/eval/gpqa            # gated: accept the terms first
-  hf download TIGER-Lab/MMLU-Pro --repo-type dataset --local-dir data/eval/mmlu_pro
-  hf download google/IFEval --repo-type dataset --local-dir data/eval/ifeval
-  hf download princeton-nlp/SWE-bench_Verified --repo-type dataset --local-dir data/eval/swebench_verified
+  --eval-file lcb_v6=data/eval/livecodebench --eval-file gpqa_diamond=data/eval/gpqa/gpqa_diamond.csv
 
-e.g. `--eval-file livecodebench=data/eval/livecodebench --eval-file gpqa=data/eval/gpqa/gpqa_diamond.csv`.
+Old names (aime2024, aime2025, livecodebench, gpqa, swebench_verified) still work, with a note.
 LiveCodeBench rows carry no URL column; their problem URLs are rebuilt from platform and ids.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data_prep.sources import SUFFIXES, iter_raw_rows, expand_inputs
+from data_prep.sources import SUFFIXES, expand_inputs, iter_raw_rows
+from evals.catalogue import CATALOGUE, EvalSet, canonical_name, default_decontamination_sets, get_eval_set, offline_sets
 
 TEXT_FIELDS = ("question_content", "problem_statement", "question", "Question", "problem", "prompt",
                "instruction", "text", "input")
@@ -32,44 +34,50 @@ URL_FIELDS = ("url", "problem_url", "link", "source_url", "question_url")
 
 @dataclass(frozen=True)
 class EvalItem:
-    set: str  # eval set name, e.g. "aime2024"
+    set: str  # eval set name (a catalogue name such as "aime24", or a user's --eval-file NAME)
     id: str
     text: str
     urls: tuple[str, ...] = ()
 
 
-def _offline() -> Any:
-    import cascade.offline as off  # lazy: only when an offline set is requested
-
-    return off
+# The catalogue's offline sets minus those another default set covers (math500 is inside math).
+DEFAULT_OFFLINE = default_decontamination_sets()
 
 
-def _items(name: str, rows: list[dict[str, Any]], id_key: str, text: Callable[[dict], str]) -> list[EvalItem]:
-    return [EvalItem(name, str(r[id_key]), text(r)) for r in rows]
+def _local_items(entry: EvalSet, loaded: set[str]) -> list[EvalItem]:
+    """A downloaded benchmark's items from the directory evals reads; each download once."""
+    from evals.data_files import DOWNLOADS, data_dir
 
-
-OFFLINE_SETS: dict[str, Callable[[], list[EvalItem]]] = {
-    "aime2024": lambda: _items("aime2024", _offline().aime(2024), "id", lambda r: r["problem"]),
-    "aime2025": lambda: _items("aime2025", _offline().aime(2025), "id", lambda r: r["problem"]),
-    "math": lambda: _items("math", _offline().math_test_full(), "id", lambda r: r["problem"]),
-    "math500": lambda: _items("math500", _offline().math500(), "id", lambda r: r["problem"]),
-    "gsm8k": lambda: _items("gsm8k", _offline().gsm8k_test(), "id", lambda r: r["question"]),
-    "mmlu": lambda: [EvalItem("mmlu", f"{r['subject']}/{i}", r["question"] + "\n" + "\n".join(r["choices"]))
-                     for i, r in enumerate(_offline().mmlu("test"))],
-    "humaneval": lambda: _items("humaneval", _offline().humaneval(), "task_id", lambda r: r["prompt"]),
-    "mbpp": lambda: _items("mbpp", _offline().mbpp(), "task_id", lambda r: r["text"] + "\n" + r["code"]),
-    "ifbench": lambda: _items("ifbench", _offline().ifbench(), "key", lambda r: r["prompt"]),
-}
-# The paper's list (C1 §3.2, §4.5-4.6): AIME, MATH, LiveCodeBench, GPQA, MMLU-Pro, IFEval, IFBench,
-# SWE-bench. The offline subset of it, plus the other offline benchmarks our evals run.
-DEFAULT_OFFLINE = ("aime2024", "aime2025", "math", "gsm8k", "mmlu", "humaneval", "mbpp", "ifbench")
+    assert entry.download is not None
+    if entry.download in loaded:
+        return []
+    loaded.add(entry.download)
+    path = data_dir(entry.download)
+    if not path.is_dir():
+        raise ValueError(f"eval set {entry.name!r} is not in the offline cache and {path} does not exist; "
+                         f"download it once: {DOWNLOADS[entry.download].command}")
+    return load_eval_file(entry.name, path)
 
 
 def offline_eval_items(names: Sequence[str] = DEFAULT_OFFLINE) -> list[EvalItem]:
-    unknown = [n for n in names if n not in OFFLINE_SETS]
-    if unknown:
-        raise ValueError(f"unknown offline eval set(s) {unknown}; known: {sorted(OFFLINE_SETS)}")
-    return [item for n in names for item in OFFLINE_SETS[n]()]
+    """Items of catalogue sets: offline ones from the cache, downloaded ones from their local copy."""
+    entries: list[EvalSet] = []
+    for n in names:
+        try:
+            entry = get_eval_set(n)
+            if entry not in entries:  # an old name next to its new one counts once
+                entries.append(entry)
+        except KeyError as e:
+            raise ValueError(f"unknown eval set {n!r}; known: {sorted(CATALOGUE)} "
+                             f"(offline: {list(offline_sets())})") from e
+    items: list[EvalItem] = []
+    loaded: set[str] = set()
+    for entry in entries:
+        if entry.texts is not None:
+            items += [EvalItem(entry.name, i, t) for i, t in entry.texts()]
+        else:
+            items += _local_items(entry, loaded)
+    return items
 
 
 # --- URLs --------------------------------------------------------------------------------------
@@ -153,11 +161,11 @@ def load_eval_file(name: str, path: str | Path) -> list[EvalItem]:
 
 
 def parse_eval_file_args(specs: Sequence[str]) -> list[EvalItem]:
-    """`NAME=PATH` command-line specs -> eval items."""
+    """`NAME=PATH` command-line specs -> eval items (an old catalogue name is translated)."""
     items = []
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             raise ValueError(f"--eval-file expects NAME=PATH, got {spec!r}")
-        items += load_eval_file(name, path)
+        items += load_eval_file(canonical_name(name), path)
     return items

@@ -15,7 +15,7 @@ then, e.g.
   python -m data_prep.rl_prompts rlhf --input data/raw/rl-rlhf --out-dir data/rl/rlhf
   python -m data_prep.rl_prompts if --taxonomy ifeval  --input data/raw/rl-if --out-dir data/rl/if_stage1
   python -m data_prep.rl_prompts if --taxonomy ifbench --input data/raw/rl-if --out-dir data/rl/if_stage2
-  python -m data_prep.rl_prompts code --input data/raw/taco --out-dir data/rl/code --eval-file livecodebench=...
+  python -m data_prep.rl_prompts code --input data/raw/taco --out-dir data/rl/code --eval-file lcb_v6=...
 
 Each run reads rows (bad rows logged and skipped), converts them, removes near duplicates,
 decontaminates (9-gram; URL matching for code) and writes train.parquet + manifest.json.

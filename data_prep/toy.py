@@ -25,7 +25,7 @@ import cascade.offline as off
 from data_prep import (if_constraints, rl_prompts, rm_pairs, sft_blend, swe_prompts,
                        toy_sources as ts)
 
-TOY_EVAL_SETS = ("aime2024", "aime2025", "math500", "mmlu", "humaneval", "ifbench")
+TOY_EVAL_SETS = ("aime24", "aime25", "math500", "mmlu", "humaneval", "ifbench")
 log = logging.getLogger("data_prep")
 
 

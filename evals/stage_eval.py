@@ -2,8 +2,9 @@
 
 `run(ctx)` follows the recipe protocol: 0 when done, the requeue code after a preemption signal
 (the cache keeps every finished sample; the requeued job resumes). The suite comes from
-$CASCADE_EVAL_SUITE, else from the cascade's name (toy / paper / paper_14b_thinking). Rank 0
-evaluates; other ranks return at once. Reward-model stages are not generators: nothing to run.
+$CASCADE_EVAL_SUITE, else from the suite whose `cascades:` lists the cascade's name (so adding a
+cascade needs no code here), else `paper`. Rank 0 evaluates; other ranks return at once.
+Reward-model stages are not generators: nothing to run.
 """
 
 from __future__ import annotations
@@ -11,22 +12,34 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from cascade.config.errors import ConfigError
+from cascade.config.loader import load_raw
 from cascade.config.schema.kinds import StageKind
 
 SUITE_ENV = "CASCADE_EVAL_SUITE"
-SUITE_BY_CASCADE = {
-    "toy_cascade": "toy",
-    "nemotron_cascade_8b": "paper",
-    "nemotron_cascade_14b_thinking": "paper_14b_thinking",
-}
+DEFAULT_SUITE = "paper"  # a cascade no suite names is evaluated under the paper's protocol
+
+
+def suites_by_cascade() -> dict[str, str]:
+    """Cascade name -> suite name, from the `cascades:` lists of evals/suites/*.yaml."""
+    from evals.suite import SUITES_DIR
+
+    found: dict[str, str] = {}
+    for path in sorted(SUITES_DIR.glob("*.yaml")):
+        for cascade in load_raw(path).data.get("cascades") or ():
+            if cascade in found:
+                raise ConfigError(f"cascade {cascade!r} is claimed by suites {found[cascade]!r} and {path.stem!r}")
+            found[cascade] = path.stem
+    return found
 
 
 def suite_for(cascade_name: str) -> str:
-    return os.environ.get(SUITE_ENV) or SUITE_BY_CASCADE.get(cascade_name, "paper")
+    """The suite a stage of `cascade_name` is evaluated with."""
+    return os.environ.get(SUITE_ENV) or suites_by_cascade().get(cascade_name, DEFAULT_SUITE)
 
 
 def run(ctx: Any) -> int:
-    from cascade.launch import preemption
+    from cascade.runtime import preemption
     from evals.runner import EvalInterrupted, evaluate_stage
     from evals.suite import load_suite
 

@@ -70,6 +70,7 @@ class SuiteConfig:
     name: str
     benchmarks: dict[str, BenchmarkRun]
     description: str = ""
+    cascades: list[str] = field(default_factory=list)  # cascade YAML `name`s whose stage evals use this suite
     template: Literal["cascade1", "cascade2"] = "cascade1"  # chat template variant (cascade.data)
     seed: int = 1234  # sample j of item i uses derive_seed(seed, benchmark, i, j)
     cache_every: int = 32  # rows generated between cache appends: the resume granularity

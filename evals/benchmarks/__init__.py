@@ -1,10 +1,12 @@
 """Benchmark registry: name -> BenchmarkSpec. Built-in benchmark modules register on import;
-they are imported on first lookup so `evals.benchmarks` stays cheap to import."""
+they are imported on first lookup so `evals.benchmarks` stays cheap to import. A benchmark is
+registered only under its name in `evals.catalogue`, the list decontamination reads too."""
 
 from __future__ import annotations
 
 import importlib
 
+from evals.catalogue import CATALOGUE, benchmark_set_names
 from evals.spec import BenchmarkSpec
 
 _REGISTRY: dict[str, BenchmarkSpec] = {}
@@ -20,6 +22,13 @@ _loaded = False
 
 
 def register_benchmark(spec: BenchmarkSpec) -> BenchmarkSpec:
+    """Add `spec`; its name must be a benchmark in the eval-set catalogue, offline there iff here."""
+    if spec.name not in benchmark_set_names():
+        raise ValueError(f"benchmark {spec.name!r} is not in evals/catalogue.py; add it there so that "
+                         f"data_prep decontaminates against it (benchmarks: {', '.join(benchmark_set_names())})")
+    if spec.offline != CATALOGUE[spec.name].offline:
+        raise ValueError(f"benchmark {spec.name!r}: offline={spec.offline} but the catalogue says "
+                         f"offline={CATALOGUE[spec.name].offline}")
     if spec.name in _REGISTRY and _REGISTRY[spec.name] is not spec:
         raise ValueError(f"benchmark {spec.name!r} registered twice")
     _REGISTRY[spec.name] = spec
@@ -35,6 +44,7 @@ def _load_builtins() -> None:
 
 
 def get_benchmark(name: str) -> BenchmarkSpec:
+    """The benchmark registered as `name`; KeyError naming the known ones."""
     _load_builtins()
     try:
         return _REGISTRY[name]

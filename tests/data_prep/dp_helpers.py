@@ -26,4 +26,4 @@ def step(manifest: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 # Decontamination settings that keep unit tests quick: a small offline index, one process.
-FAST_DECONTAM = ["--eval-sets", "aime2024,aime2025,math500,humaneval,ifbench", "--workers", "1"]
+FAST_DECONTAM = ["--eval-sets", "aime24,aime25,math500,humaneval,ifbench", "--workers", "1"]

@@ -11,10 +11,9 @@ import pytest
 from data_prep.decontaminate import DecontamConfig, EvalIndex, build_index, decontaminate
 from data_prep.dedup import DedupConfig, find_duplicates
 from data_prep.eval_sets import EvalItem, canonical_url, load_eval_file
-
 from dp_helpers import write_jsonl
 
-SETS = ("aime2024", "aime2025", "math500", "humaneval", "ifbench")
+SETS = ("aime24", "aime25", "math500", "humaneval", "ifbench")
 
 
 def light_edit(text: str, k: int) -> str:
@@ -50,7 +49,7 @@ def test_planted_items_removed_unrelated_kept(index, corpus):
     assert set(edited) <= flagged, "a lightly edited eval item survived"
     assert not flagged & set(unrelated), f"unrelated items removed: {flagged & set(unrelated)}"
     summary = res.summary(index)
-    assert summary["removed"] == 10 and set(summary["by_reason"]["ngram"]) == {"aime2024", "aime2025", "math500",
+    assert summary["removed"] == 10 and set(summary["by_reason"]["ngram"]) == {"aime24", "aime25", "math500",
                                                                               "humaneval", "ifbench"}
 
 
