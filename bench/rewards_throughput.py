@@ -18,13 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cascade.offline as off
+from bench.machine import describe
 from cascade.config.schema.rl import CodeSandboxConfig, RewardConfig, RewardDomain
 from cascade.rewards.code.reward import CodeReward
 from cascade.rewards.math import MathReward, check_answer
@@ -34,17 +34,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu_model": cpu, "cores": default_workers(0), "python": platform.python_version(),
-            "kernel": platform.release(), "host": platform.node(),
-            "load_avg_1m_at_start": round(os.getloadavg()[0], 2)}
+    return describe(default_workers(0))
 
 
 def bench_math(workers: int) -> dict:

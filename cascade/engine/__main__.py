@@ -34,10 +34,10 @@ def _cmd_params(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore")
     logging.getLogger("megatron").setLevel(logging.ERROR)
     import torch.distributed as dist
-
-    from cascade.engine.model import count_parameters_on_meta
-    from cascade.engine.launch import free_port
     from megatron.core import parallel_state as ps
+
+    from cascade.engine.launch import free_port
+    from cascade.engine.model import count_parameters_on_meta
 
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 
 import torch
-
-from cascade.engine import device
 from megatron.core import parallel_state as ps
 from megatron.core.packed_seq_params import PackedSeqParams
+
+from cascade.engine import device
 
 
 @dataclass

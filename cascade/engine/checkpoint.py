@@ -36,11 +36,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-
-from cascade import fileio
-from cascade.config.schema.common import CheckpointConfig
-from cascade.engine import device
-from cascade.engine.model import unwrap
 from megatron.core import dist_checkpointing, tensor_parallel
 from megatron.core import parallel_state as ps
 from megatron.core.dist_checkpointing.mapping import ShardedObject
@@ -48,6 +43,11 @@ from megatron.core.dist_checkpointing.strategies import torch as _mcore_torch_st
 from megatron.core.optimizer import DistributedOptimizer, MegatronOptimizer
 from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
 from megatron.core.transformer.module import MegatronModule
+
+from cascade import fileio
+from cascade.config.schema.common import CheckpointConfig
+from cascade.engine import device
+from cascade.engine.model import unwrap
 
 log = logging.getLogger(__name__)
 # Megatron 0.19's *synchronous* torch_dist save goes through its async path with strategy "mcore"

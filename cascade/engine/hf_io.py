@@ -26,14 +26,14 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from megatron.core import parallel_state as ps
+from megatron.core.transformer.module import MegatronModule
 from safetensors import safe_open
 from safetensors.torch import save_file
 
 from cascade.config.schema.common import ModelConfig
 from cascade.engine import hf_mapping as hm
 from cascade.engine.model import unwrap
-from megatron.core import parallel_state as ps
-from megatron.core.transformer.module import MegatronModule
 
 _TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-
 def free_port() -> int:
     """A TCP port nobody listens on right now (for MASTER_PORT)."""
     with socket.socket() as s:

@@ -16,10 +16,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-
-from cascade.config.schema.common import ModelConfig, ParallelConfig, PrecisionConfig
-from cascade.engine import device
-from cascade.engine.precision import PrecisionPlan, resolve_precision
 from megatron.core import parallel_state as ps
 from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
 from megatron.core.enums import ModelType
@@ -33,6 +29,9 @@ from megatron.core.transformer.spec_utils import ModuleSpec
 from megatron.core.transformer.transformer_config import TransformerConfig
 from megatron.core.utils import unwrap_model
 
+from cascade.config.schema.common import ModelConfig, ParallelConfig, PrecisionConfig
+from cascade.engine import device
+from cascade.engine.precision import PrecisionPlan, resolve_precision
 
 # GPTModel logs a deprecation notice per chunk; it is still the model Megatron-Bridge builds for
 # Qwen3/Llama in 0.19 (HybridModel is the successor), so keep logs readable.

@@ -12,6 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from megatron.core.distributed import DistributedDataParallel, finalize_model_grads
+from megatron.core.optimizer import MegatronOptimizer, OptimizerConfig, get_megatron_optimizer
+from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
+from megatron.core.transformer.module import MegatronModule
+from megatron.core.utils import get_model_config
+
 from cascade.config.schema.common import (
     OptimConfig,
     ParallelConfig,
@@ -19,11 +25,6 @@ from cascade.config.schema.common import (
     SchedulerConfig,
 )
 from cascade.engine.precision import resolve_precision
-from megatron.core.distributed import DistributedDataParallel, finalize_model_grads
-from megatron.core.optimizer import MegatronOptimizer, OptimizerConfig, get_megatron_optimizer
-from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
-from megatron.core.transformer.module import MegatronModule
-from megatron.core.utils import get_model_config
 
 
 def optimizer_config(

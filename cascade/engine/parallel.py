@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.distributed as dist
+from megatron.core import parallel_state as ps
+from megatron.core import tensor_parallel
 
 from cascade.config.schema.common import ParallelConfig
 from cascade.engine import device
 from cascade.engine.launch import free_port
-from megatron.core import parallel_state as ps
-from megatron.core import tensor_parallel
 
 
 class LayoutError(ValueError):

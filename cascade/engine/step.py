@@ -19,6 +19,12 @@ from functools import partial
 
 import torch
 import torch.distributed as dist
+from megatron.core import parallel_state as ps
+from megatron.core import tensor_parallel
+from megatron.core.optimizer import MegatronOptimizer
+from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
+from megatron.core.pipeline_parallel import get_forward_backward_func
+from megatron.core.transformer.module import MegatronModule
 
 from cascade.engine.batch import (
     MicroBatch,
@@ -28,12 +34,6 @@ from cascade.engine.batch import (
 )
 from cascade.engine.device import current_device
 from cascade.engine.model import eval_mode
-from megatron.core import parallel_state as ps
-from megatron.core import tensor_parallel
-from megatron.core.optimizer import MegatronOptimizer
-from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
-from megatron.core.pipeline_parallel import get_forward_backward_func
-from megatron.core.transformer.module import MegatronModule
 
 LossOutput = tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]
 LossFn = Callable[[torch.Tensor, MicroBatch], LossOutput]

@@ -21,12 +21,12 @@ from typing import Protocol
 
 import torch
 import torch.distributed as dist
+from megatron.core import parallel_state as ps
+from megatron.core.transformer.module import MegatronModule
 
 from cascade.config.schema.common import ModelConfig
 from cascade.engine import hf_state_dict
 from cascade.generation import Generator, GeneratorConfig, build_generator
-from megatron.core import parallel_state as ps
-from megatron.core.transformer.module import MegatronModule
 
 
 class RolloutEngine(Protocol):

@@ -36,14 +36,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-
-from cascade.engine import Checkpointer, MicroBatch, build_model, export_hf, import_hf, unwrap
-from cascade.engine.device import current_device
-from cascade.engine.model import ddp_config, eval_mode
-from cascade.engine.precision import resolve_precision
-from cascade.engine.step import _reduce_metrics
-from cascade.rewards.reward_model import HEAD_FILE
-from cascade.reward_model.data import PairRows
 from megatron.core import parallel_state as ps
 from megatron.core.distributed import DistributedDataParallel
 from megatron.core.optimizer import MegatronOptimizer
@@ -53,6 +45,14 @@ from megatron.core.tensor_parallel import gather_from_sequence_parallel_region
 from megatron.core.tensor_parallel.layers import set_defaults_if_not_set_tensor_model_parallel_attributes
 from megatron.core.transformer.module import MegatronModule
 from megatron.core.utils import get_model_config
+
+from cascade.engine import Checkpointer, MicroBatch, build_model, export_hf, import_hf, unwrap
+from cascade.engine.device import current_device
+from cascade.engine.model import ddp_config, eval_mode
+from cascade.engine.precision import resolve_precision
+from cascade.engine.step import _reduce_metrics
+from cascade.reward_model.data import PairRows
+from cascade.rewards.reward_model import HEAD_FILE
 
 LossOutput = tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]
 RewardLossFn = Callable[[torch.Tensor, MicroBatch], LossOutput]  # (rewards [b], micro-batch)

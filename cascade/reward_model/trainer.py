@@ -188,15 +188,6 @@ class RewardModelHooks:
         return {"fingerprint": rmd.fingerprint(self.train_pairs), "pairs": len(self.train_pairs),
                 "global_batch_size": t.global_batch_size, "seed": t.seed}
 
-    def position(self) -> dict[str, Any]:
-        return {}  # the step is the position
-
-    def restore(self, position: dict[str, Any]) -> None:
-        pass
-
-    def ready(self, ctx: Any) -> None:
-        pass
-
     def describe(self) -> str:
         t = self.cfg.train
         return (f"{self.summary}; {self.total} steps x {t.global_batch_size} pairs = "
@@ -260,6 +251,3 @@ class RewardModelHooks:
     def manifest_extra(self) -> dict[str, Any]:
         return {"data": self.summary, "parameters": self.n_params,
                 "export_format": "HF backbone + reward_head.safetensors (the reward_model reward domain)"}
-
-    def close(self) -> None:
-        pass

@@ -14,16 +14,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-
-from cascade.config.schema.rl import LossConfig
-from cascade.engine.batch import MicroBatch
-from cascade.engine.model import unwrap
-from cascade.engine import token_logprobs
-from cascade.rl import policy_loss
-from cascade.rl.batch import ADVANTAGES, GEN_LOGPROBS, OLD_LOGPROBS, REF_LOGPROBS, SEQ_TOKENS
 from megatron.core import parallel_state as ps
 from megatron.core.tensor_parallel.mappings import reduce_from_tensor_model_parallel_region
 from megatron.core.transformer.module import MegatronModule
+
+from cascade.config.schema.rl import LossConfig
+from cascade.engine import token_logprobs
+from cascade.engine.batch import MicroBatch
+from cascade.engine.model import unwrap
+from cascade.rl import policy_loss
+from cascade.rl.batch import ADVANTAGES, GEN_LOGPROBS, OLD_LOGPROBS, REF_LOGPROBS, SEQ_TOKENS
 
 LossOutput = tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]
 

@@ -19,9 +19,9 @@ from cascade.config.schema.common import ChatMode, ParallelConfig
 from cascade.config.schema.rl import RewardConfig, RewardDomain, RLStageConfig, ServedModelConfig
 from cascade.data.records import RLRecord
 from cascade.data.tokenizer import encode_generation_prompt
+from cascade.engine.init_source import InitSource, is_hf_dir
 from cascade.generation import GeneratorConfig
 from cascade.rl.rollout import PromptEncoder
-from cascade.engine.init_source import InitSource, is_hf_dir
 
 RM_DOMAINS = (RewardDomain.REWARD_MODEL, RewardDomain.INSTRUCTION_RM)
 ROLLOUT_HF = "rollout_init_hf"  # HF copy of a Megatron init, for the generator to load (then refit)

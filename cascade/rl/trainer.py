@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from megatron.core import parallel_state as ps
 
 from cascade.data.tokenizer import load_tokenizer, pad_token_id
 from cascade.engine import (
@@ -42,15 +43,13 @@ from cascade.engine import (
     train_step,
 )
 from cascade.engine.batch import MicroBatch
-from cascade.rewards import build_scorer
-from cascade.rl import FillResult, MismatchStats, fill_batch, group_advantages, mismatch_stats, step_metrics
 from cascade.generation.refit import RolloutEngine, build_rollout_engine, trainer_weights
-from cascade.rl import setup
+from cascade.rewards import build_scorer
+from cascade.rl import FillResult, MismatchStats, fill_batch, group_advantages, mismatch_stats, setup, step_metrics
 from cascade.rl.batch import GEN_LOGPROBS, OLD_LOGPROBS, REF_LOGPROBS, build_minibatches, response_stats
 from cascade.rl.data import PromptStream, load_prompts
 from cascade.rl.loss_fn import LogitsTap, make_loss_fn
 from cascade.rl.rollout import Group, RolloutCollector
-from megatron.core import parallel_state as ps
 
 PREFIX = "rl"
 log = logging.getLogger(__name__)

@@ -67,7 +67,8 @@ class StageContext:
 
 
 class StageHooks(Protocol):
-    """A stage kind. After `setup`, `model`, `optimizer` and `scheduler` are set."""
+    """A stage kind. After `setup`, `model`, `optimizer` and `scheduler` are set. `position`,
+    `restore`, `ready`, `evaluate_at_start`, `finish` and `close` are optional (`OPTIONAL`)."""
 
     prefix: str
     model: Any
@@ -115,6 +116,16 @@ class StageHooks(Protocol):
         """Release what the hooks hold (generators, scorers)."""
 
 
+# Hooks a kind may leave out, and what the skeleton does then.
+OPTIONAL: dict[str, Any] = {"position": dict, "restore": lambda position: None, "ready": lambda ctx: None,
+                            "evaluate_at_start": lambda: None, "finish": lambda ctx, total: {},
+                            "close": lambda: None}
+
+
+def _hook(hooks: Any, name: str) -> Callable[..., Any]:
+    return getattr(hooks, name, None) or OPTIONAL[name]
+
+
 def check_resume(saved: Mapping[str, Any], data: dict[str, Any], chash: str, allow_changed_data: bool,
                  where: Path, say: Callable[[str], None]) -> None:
     """Refuse to continue on other data (the step no longer says where the data stopped); warn
@@ -153,7 +164,7 @@ def run_training_stage(job: StageJob, hooks: StageHooks,
         return _run(job, hooks, layout)
     finally:
         try:
-            hooks.close()
+            _hook(hooks, "close")()
         finally:
             destroy_distributed()
 
@@ -179,11 +190,11 @@ def _run(job: StageJob, hooks: StageHooks, layout: Any) -> int:  # noqa: PLR0915
             f"{loaded.restored_optimizer}, RNG restored: {loaded.restored_rng}")
         check_resume(loaded.extra_state, data_state, chash, getattr(cfg.train, "resume_on_changed_data", False),
                      loaded.path, say)
-        hooks.restore(loaded.extra_state.get("position", {}))
+        _hook(hooks, "restore")(loaded.extra_state.get("position", {}))
     else:
         say(f"FRESH START from {init.format} weights at {init.path} (init_from {init.given})")
         hooks.load_fresh(ctx)
-    hooks.ready(ctx)
+    _hook(hooks, "ready")(ctx)
     say(hooks.describe())
     start = loaded.step if loaded else 0
     logger = MetricsLogger(out, cfg.logging, total_steps=total, resume_step=loaded.step if loaded else None,
@@ -196,7 +207,7 @@ def _run(job: StageJob, hooks: StageHooks, layout: Any) -> int:  # noqa: PLR0915
         layout=_layout_json(layout), extra={**hooks.manifest_extra(), "overrides": list(job.overrides)})
     with logger:
         if start == 0:
-            first = hooks.evaluate_at_start()
+            first = _hook(hooks, "evaluate_at_start")()
             if first:
                 logger.log(0, first)
         for step in range(start + 1, total + 1):
@@ -205,7 +216,8 @@ def _run(job: StageJob, hooks: StageHooks, layout: Any) -> int:  # noqa: PLR0915
             logger.log(step, record, step_seconds=record.get("step_time_s", record.get("time/step")))
             stop = preemption.should_stop()
             if stop or last or ckpt.should_save(step):
-                path = ckpt.save(step, {"data": data_state, "position": hooks.position(), "config_hash": chash})
+                path = ckpt.save(step, {"data": data_state, "position": _hook(hooks, "position")(),
+                                        "config_hash": chash})
                 manifest.steps_done, manifest.final_checkpoint = step, str(path)
             if stop and not last:
                 manifest.status = "preempted"
@@ -213,7 +225,7 @@ def _run(job: StageJob, hooks: StageHooks, layout: Any) -> int:  # noqa: PLR0915
                     manifest.write(out)
                 logger.info(f"stop requested: saved step {step}; exiting {preemption.REQUEUE_EXIT_CODE} to requeue")
                 return preemption.REQUEUE_EXIT_CODE
-        manifest.extra.update(hooks.finish(ctx, total))
+        manifest.extra.update(_hook(hooks, "finish")(ctx, total))
         if cfg.checkpoint.export_hf:
             hooks.export(dirs.hf)
             manifest.hf_export = str(dirs.hf)

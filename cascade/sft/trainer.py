@@ -27,11 +27,11 @@ from cascade.engine import (
     forward_backward,
     import_hf,
     split_global_batch,
+    throughput,
     train_step,
 )
-from cascade.engine.model import eval_mode
-from cascade.engine import throughput
 from cascade.engine.init_source import InitSource
+from cascade.engine.model import eval_mode
 from cascade.sft.data import BatchInfo, GlobalBatches, SFTRows, build_rows, padded_to_multiple
 
 PREFIX = "sft"
@@ -163,15 +163,6 @@ class SFTHooks:
     def data_state(self) -> dict[str, Any]:
         return _data_state(self.cfg, self.data.train)
 
-    def position(self) -> dict[str, Any]:
-        return {}  # the step is the position
-
-    def restore(self, position: dict[str, Any]) -> None:
-        pass
-
-    def ready(self, ctx: Any) -> None:
-        pass
-
     def describe(self) -> str:
         return f"model {self.n_params:,} parameters; {self.peak.describe()}"
 
@@ -207,6 +198,3 @@ class SFTHooks:
 
     def manifest_extra(self) -> dict[str, Any]:
         return {"data": self.data.summary, "parameters": self.n_params, "mfu_peak": self.peak.describe()}
-
-    def close(self) -> None:
-        pass
