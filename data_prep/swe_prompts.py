@@ -24,9 +24,9 @@ import argparse
 import random
 import re
 from collections import Counter
-from itertools import islice
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,17 @@ from data_prep import rl_common
 from data_prep.eval_sets import parse_eval_file_args
 from data_prep.manifest import Manifest
 from data_prep.outputs import is_holdout
-from data_prep.sources import (Column, Drop, InputSchema, Row, convert, expand_inputs, iter_raw_rows, maybe_json,
-                               read_rows)
+from data_prep.sources import (
+    Column,
+    Drop,
+    InputSchema,
+    Row,
+    convert,
+    expand_inputs,
+    iter_raw_rows,
+    maybe_json,
+    read_rows,
+)
 from data_prep.tokens import TokenCounter
 
 SWE = InputSchema("nvidia/Nemotron-Cascade-RL-SWE", (

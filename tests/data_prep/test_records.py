@@ -9,8 +9,16 @@ import pytest
 
 from cascade.config.schema.common import ChatMode
 from cascade.config.schema.rl import RewardDomain
-from cascade.data.records import (DOMAIN_CHECKS, PreferenceRecord, RecordError, RLRecord, SFTRecord, read_records,
-                                  read_rl_records, write_records)
+from cascade.data.records import (
+    DOMAIN_CHECKS,
+    PreferenceRecord,
+    RecordError,
+    RLRecord,
+    SFTRecord,
+    read_records,
+    read_rl_records,
+    write_records,
+)
 
 USER = [{"role": "user", "content": "What is 2+2?"}]
 

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from evals.scoring import JudgeConfig, ScoringConfig, ScoringContext, ScorerUnavailable, build_scorer
+from evals.scoring import JudgeConfig, ScorerUnavailable, ScoringConfig, ScoringContext, build_scorer
 from evals.scoring.judge import SYSTEM_PROMPT, combine, parse_verdict
 from evals.spec import EvalItem
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evals.scoring import ScoringConfig, ScoringContext, ScorerUnavailable, build_scorer
+from evals.scoring import ScorerUnavailable, ScoringConfig, ScoringContext, build_scorer
 from evals.scoring.mcq import extract_choice
 from evals.scoring.swe import extract_patch
 

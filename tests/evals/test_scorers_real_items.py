@@ -4,6 +4,7 @@ gold answers and canonical solutions score 100%; answers shuffled across items s
 from __future__ import annotations
 
 import random
+
 import pytest
 
 from evals.benchmarks import get_benchmark

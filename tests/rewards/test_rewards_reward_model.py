@@ -11,8 +11,8 @@ import pytest
 
 from cascade.config.schema.rl import CodeSwitchPenalty, RewardConfig, RewardDomain, ServedModelConfig
 from cascade.rewards.registry import build_scorer
-from cascade.rewards.reward_model.scorer import HEAD_FILE, HttpRewardModel, LocalRewardModel
 from cascade.rewards.reward_model.domains import InstructionRMReward, RewardModelReward, combine_if_rm
+from cascade.rewards.reward_model.scorer import HEAD_FILE, HttpRewardModel, LocalRewardModel
 from cascade.rewards.reward_model.server import make_server
 
 torch = pytest.importorskip("torch")

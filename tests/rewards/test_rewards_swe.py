@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from cascade.config.schema.rl import RewardConfig, RewardDomain
-from cascade.rewards.swe.reward import SWEReward
 from cascade.rewards.swe.judge import PREFILL, JudgeRequest, LocalJudge, OpenAIJudge
 from cascade.rewards.swe.patch import apply_unified_diff
+from cascade.rewards.swe.reward import SWEReward
 
 STATS = '''"""Small statistics helpers."""
 

@@ -4,9 +4,10 @@ The judge sees the user's request (issue, files and the SEARCH/REPLACE instructi
 prompt), the golden patch and the model's patch as a unified diff, and is asked for
 `<judgement>YES</judgement>` or `<judgement>NO</judgement>`. The assistant turn is pre-filled with
 `<judgement>` so the very next token is the verdict; the score is P(YES) / (P(YES) + P(NO)) at
-that position. The paper used Kimi-Dev-72B with the prompt of its App. C.2; the wording below
-follows the parts of that prompt quoted in shared/reference/paper.md §3.8 (the full appendix text
-was not available offline) — pass `system_prompt`/`user_template` to use another.
+that position. The paper used Kimi-Dev-72B with the prompt of its App. C.2; the wording below is
+ours, built from what the paper says of that prompt (the judge sees the request, the golden patch
+and the model's patch, and answers YES/NO in `<judgement>` tags), not the appendix text itself;
+pass `system_prompt`/`user_template` to use the original or another.
 
 Backends: `OpenAIJudge` (an OpenAI-compatible chat endpoint returning top logprobs, e.g.
 `vllm serve`; the pre-fill uses vLLM's `continue_final_message`) and `LocalJudge` (a causal LM in
