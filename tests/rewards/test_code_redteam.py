@@ -293,3 +293,19 @@ def test_huge_output_is_read_in_linear_time(code_scorer):
     got = score(code_scorer, f"import sys\nsys.stdout.write('7' * {n})", {"inputs": [""], "outputs": ["7" * n]})
     assert got["reward"] == 1.0, {k: v for k, v in got.items() if k != "failure"}
 
+
+
+def test_without_cgroups_the_sandbox_says_so_once(monkeypatch, caplog, need_bwrap):
+    """No writable cgroup (cgroup v2 without delegation, a non-root scorer): one loud warning that
+    says what still bounds memory, not one per sandbox."""
+    import logging
+
+    from cascade.rewards.code import sandbox as sb
+
+    monkeypatch.setattr(sb.SlotCgroup, "create", classmethod(lambda cls, *a, **k: None))
+    monkeypatch.setattr(sb, "_WARNED", set())
+    with caplog.at_level(logging.WARNING, logger=sb.__name__):
+        for _ in range(2):
+            sb.Sandbox(sb.SandboxLimits(), num_workers=1).close()
+    warnings = [r.getMessage() for r in caplog.records if "RLIMIT_AS" in r.getMessage()]
+    assert len(warnings) == 1 and "/dev/shm" in warnings[0], warnings
