@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 import zlib
-from itertools import chain
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import cascade.offline as off
-from data_prep import (if_constraints, rl_prompts, rm_pairs, sft_blend, swe_prompts,
-                       toy_sources as ts)
+from data_prep import if_constraints, rl_prompts, rm_pairs, sft_blend, swe_prompts
+from data_prep import toy_sources as ts
 
 TOY_EVAL_SETS = ("aime24", "aime25", "math500", "mmlu", "humaneval", "ifbench")
 log = logging.getLogger("data_prep")

@@ -17,7 +17,7 @@ from cascade.config.errors import ConfigError
 from evals.runner import EvalInterrupted, evaluate_stage, results_path
 from evals.suite import load_suite
 
-INTERRUPTED_EXIT = 75  # the launchers' requeue code (cascade.launch.preemption.REQUEUE_EXIT_CODE)
+INTERRUPTED_EXIT = 75  # the launchers' requeue code (cascade.runtime.preemption.REQUEUE_EXIT_CODE)
 
 
 def main(argv: list[str] | None = None) -> int:

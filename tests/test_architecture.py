@@ -37,3 +37,11 @@ def test_no_file_says_it_was_copied():
                            "evals", "bench", "scripts", "launchers", "nemo_configs", "README.md"],
                           cwd=REPO, capture_output=True, text=True).stdout.split()
     assert hits == [], hits
+
+
+def test_ruff_is_clean():
+    exe = Path(sys.executable).parent / "ruff"
+    if not exe.exists():
+        pytest.fail("ruff is missing: scripts/setup_env.sh installs it (requirements-cpu.txt)")
+    r = subprocess.run([str(exe), "check", "--no-cache", "."], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-4000:]

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from cascade.config import ConfigError, load_stage_config
-from cascade.runtime import preemption
 from cascade.launch.dist_env import DistEnv
 from cascade.launch.registry import RecipeMissing, StageRun, load_eval_hook, load_recipe
 from cascade.launch.shape import shape_from_config
+from cascade.runtime import preemption
 from cascade.runtime.stage_dirs import StageDirs
 from cascade.stages import CascadePlan, ResolvedStage, load_cascade
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cascade.launch import slurm
-from cascade.runtime.stage_dirs import StageDirs
 from cascade.launch.submit import JOBS_FILE
+from cascade.runtime.stage_dirs import StageDirs
 
 DONE, FAILED, CANCELLED, RUNNING, WAITING, UNKNOWN = "COMPLETE", "FAILED", "CANCELLED", "RUNNING", "WAITING", "UNKNOWN"
 EXIT_OK, EXIT_FAILED, EXIT_IN_PROGRESS = 0, 1, 3

@@ -1,7 +1,7 @@
 """Preference pairs for the Bradley-Terry reward model: read, render with the RM's own chat
 template, tokenize, and lay out as rows ``[chosen_0, rejected_0, chosen_1, rejected_1, ...]``.
 
-Why the rendering copies the RLHF reward exactly (``cascade.rewards.rm_reward`` strips the answer,
+Why the rendering copies the RLHF reward exactly (``cascade.rewards.reward_model.domains`` strips the answer,
 ``reward_model.LocalRewardModel`` applies the tokenizer's ``apply_chat_template`` on prompt +
 answer, adds no special tokens and cuts long conversations from the left): the RM is trained on
 the very token sequence RLHF will feed it, so a training-time score is the scorer's score.
@@ -63,7 +63,7 @@ def read_pairs(files: Sequence[str | Path], max_pairs: int | None = None) -> tup
 
 def conversations(pair: PreferenceRecord) -> tuple[list[Message], list[Message]]:
     """(prompt + chosen answer, prompt + rejected answer) as chat messages. Answers are stripped
-    of surrounding whitespace, as the RLHF reward does (``cascade.rewards.rm_reward``)."""
+    of surrounding whitespace, as the RLHF reward does (``cascade.rewards.reward_model.domains``)."""
     prompt = [dict(m) for m in pair.prompt]
     return (prompt + [{"role": "assistant", "content": pair.chosen.strip()}],
             prompt + [{"role": "assistant", "content": pair.rejected.strip()}])

@@ -12,7 +12,7 @@ filtering): skipped rollouts neither enter the group statistics nor get an advan
   before the usual normalisation.
 
 The IF-RL reward of thinking models (C1 §4.4, ``R_IF + sigmoid(z(R_RM))`` if ``R_IF = 1``) is not
-here: the ``instruction_rm`` scorer computes it (``cascade.rewards.rm_reward.combine_if_rm``),
+here: the ``instruction_rm`` scorer computes it (``cascade.rewards.reward_model.domains.combine_if_rm``),
 grouping rows by their ``group``/``uid``/``prompt_id`` field.
 """
 

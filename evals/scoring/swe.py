@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from cascade.rewards.text import split_thinking
 from evals.scoring import ScoreResult, ScorerUnavailable, ScoringContext, register_scorer

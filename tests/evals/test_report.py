@@ -35,7 +35,7 @@ TOY_STAGES = ["sft", "rlhf", "if_rl", "math_rl", "code_rl", "swe_rl"]  # nemo_co
 def hook_run(tmp_path_factory, tiny_model_dir) -> tuple[dict, Path]:
     """The launcher's eval hook on a stage of a toy run: one genuine results document
     (gpqa_diamond is skipped: its data is not downloaded), and the suite file it used."""
-    from cascade.launch.stage_dirs import StageDirs
+    from cascade.runtime.stage_dirs import StageDirs
     from evals import stage_eval
 
     root = tmp_path_factory.mktemp("real")
@@ -137,7 +137,7 @@ def test_report_with_cascade_yaml_and_published_numbers(tmp_path, real_results, 
 
 
 def test_stage_eval_hook_writes_the_stage_results(tmp_path, hook_run, monkeypatch):
-    from cascade.launch.stage_dirs import StageDirs
+    from cascade.runtime.stage_dirs import StageDirs
     from evals import stage_eval
 
     doc, suite_file = hook_run

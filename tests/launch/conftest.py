@@ -11,9 +11,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from launch_scaffold import LocalSlurm, free_port
 
 from cascade.stages import REPO_ROOT
+from launch_scaffold import LocalSlurm, free_port
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,8 @@ import os
 import time
 from pathlib import Path
 
-from cascade.runtime import preemption
 from cascade.launch.registry import StageRun
+from cascade.runtime import preemption
 from cascade.runtime.stage_dirs import StageDirs, atomic_write_text
 
 

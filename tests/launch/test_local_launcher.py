@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from launch_scaffold import StageSpec, write_cascade
 
+from launch_scaffold import StageSpec, write_cascade
 
 
 @pytest.mark.timeout(180)

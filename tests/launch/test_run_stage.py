@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
-from launch_scaffold import ScaffoldCascade, StageSpec, run_cli, write_cascade
 
 from cascade.runtime.stage_dirs import StageDirs, atomic_write_text
+from launch_scaffold import ScaffoldCascade, StageSpec, run_cli, write_cascade
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from launch_scaffold import LocalSlurm, ScaffoldCascade, StageSpec, run_cli, write_cascade
 
 from cascade.runtime.stage_dirs import StageDirs
 from cascade.stages import REPO_ROOT
+from launch_scaffold import LocalSlurm, ScaffoldCascade, StageSpec, run_cli, write_cascade
 
 pytestmark = pytest.mark.slurm
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from launch_scaffold import StageSpec, run_cli, write_cascade
 
 from cascade.launch.generate import generate_one
 from cascade.launch.shape import job_shape
 from cascade.stages import REPO_ROOT, launcher_dir, load_cascade
+from launch_scaffold import StageSpec, run_cli, write_cascade
 
 DRY = re.compile(r"dry run: (?P<what>cascade|job shape|would run:) (?P<rest>.*)$")
 

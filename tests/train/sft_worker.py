@@ -22,10 +22,15 @@ import torch.distributed as dist  # noqa: E402
 
 from cascade.config import load_stage_config  # noqa: E402
 from cascade.data.tokenizer import TokenizedSample  # noqa: E402
-from cascade.engine import build_model, build_optimizer, forward_backward, init_distributed  # noqa: E402
-from cascade.engine import split_global_batch  # noqa: E402
-from cascade.sft.trainer import heldout_loss  # noqa: E402
+from cascade.engine import (  # noqa: E402
+    build_model,
+    build_optimizer,
+    forward_backward,
+    init_distributed,
+    split_global_batch,  # noqa: E402
+)
 from cascade.sft.data import SFTRows, build_rows  # noqa: E402
+from cascade.sft.trainer import heldout_loss  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 SEQ, PAD = 128, 0

@@ -8,7 +8,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import torch
 
 from cascade.config import load_stage_config
 from cascade.data.records import PREFERENCE_SCHEMA, PreferenceRecord

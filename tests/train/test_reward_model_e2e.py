@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from test_reward_model_fixtures import REPO, TINY_RM, RMRun, make_pairs, read_val_pairs, rm_env, run_rm, truncated_smollm2
+from test_reward_model_fixtures import (
+    REPO,
+    TINY_RM,
+    RMRun,
+    make_pairs,
+    read_val_pairs,
+    rm_env,
+    truncated_smollm2,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,6 @@ or ``python -m cascade.launch run-stage`` in subprocesses under hard timeouts.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 from dataclasses import dataclass

@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from test_reward_model_fixtures import RMRun, make_pairs, qwen2_overrides, rm_argv, run_rm, tiny_qwen2, truncated_smollm2
+from test_reward_model_fixtures import (
+    RMRun,
+    make_pairs,
+    qwen2_overrides,
+    rm_argv,
+    run_rm,
+    tiny_qwen2,
+    truncated_smollm2,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -64,7 +64,7 @@ def test_vllm_cpu_generate_and_refit_match_transformers(tmp_path: Path) -> None:
     assert got["before"] < 1e-4 and got["after"] < 1e-4, got  # the refit really replaced the weights
 
 
-def test_rl_steps_with_colocated_vllm_cpu_tp2(policy: Path, tmp_path: Path) -> None:
+def test_rl_steps_with_colocated_vllm_cpu_tp2(policy: Path, tmp_path: Path) -> None:  # noqa: F811 (fixture)
     from cascade.data.records import write_records
 
     data = tmp_path / "kw.parquet"

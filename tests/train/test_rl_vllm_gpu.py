@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from test_rl_support import REPO, cascade_yaml, job_env, keyword_records, read_metrics, run_stage_argv, stage_yaml, tiny_hf
+from test_rl_support import (
+    REPO,
+    cascade_yaml,
+    job_env,
+    keyword_records,
+    read_metrics,
+    run_stage_argv,
+    stage_yaml,
+    tiny_hf,
+)
 
 pytestmark = pytest.mark.gpu
 

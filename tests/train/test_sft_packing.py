@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from sft_harness import REPO, job_env
 
 from cascade.engine.launch import run_local
+from sft_harness import REPO, job_env
 
 WORKER = str(Path(__file__).resolve().parent / "sft_worker.py")
 

@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 
 import pytest
+
 from sft_harness import TINY_STEPS, SFTRun, run_sft, start_sft, steps_logged
 
 REQUEUE = 75

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+
 from sft_harness import TINY_STEPS, SFTRun, run_sft
 
 REQUIRED_KEYS = ("step", "loss", "lr", "grad_norm", "tokens_per_s", "mfu", "packing_efficiency")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from sft_harness import TINY_STEPS, SFTRun, run_sft
 
 

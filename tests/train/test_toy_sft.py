@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from sft_harness import REPO, job_env, steps_logged
 
 from cascade.engine.launch import LocalRanks
+from sft_harness import REPO, job_env, steps_logged
 
 pytestmark = pytest.mark.slow
 TOY_CONFIG = REPO / "nemo_configs" / "tiny" / "sft.yaml"
