@@ -1,8 +1,8 @@
 """Refit: after every optimizer step the generator gets the trainer's new weights, so the next
 batch is sampled from the current policy (strictly on-policy).
 
-Rollout engines behind one interface, keyed by ``rollout.backend`` (a registry, modules imported
-on demand so the CPU path never imports vLLM):
+Rollout engines behind one interface, keyed by ``rollout.backend`` (``registry.BACKENDS``, the
+one backend registry; modules imported on demand so the CPU path never imports vLLM):
 
 * ``transformers`` (CPU, tests, the toy cascade): the HF model lives in this process; refit
   copies the HF-named full tensors into it.
@@ -15,7 +15,6 @@ parallelism each stage holds part of the model, so the parts are exchanged over 
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -27,6 +26,7 @@ from megatron.core.transformer.module import MegatronModule
 from cascade.config.schema.common import ModelConfig
 from cascade.engine import hf_state_dict
 from cascade.generation import Generator, GeneratorConfig, build_generator
+from cascade.generation.registry import build_rollout_engine
 
 
 class RolloutEngine(Protocol):
@@ -43,19 +43,7 @@ class RolloutEngine(Protocol):
     def close(self) -> None: ...
 
 
-ENGINES: dict[str, str] = {
-    "transformers": "cascade.generation.refit:TransformersRollout",
-    "vllm": "cascade.generation.vllm_colocated:ColocatedVLLMRollout",
-}
-
-
-def build_rollout_engine(cfg: GeneratorConfig) -> RolloutEngine:
-    try:
-        target = ENGINES[cfg.backend]
-    except KeyError:
-        raise ValueError(f"unknown rollout.backend {cfg.backend!r}; known: {sorted(ENGINES)}") from None
-    module, name = target.split(":")
-    return getattr(importlib.import_module(module), name)(cfg)
+__all__ = ["RolloutEngine", "TransformersRollout", "build_rollout_engine", "trainer_weights"]
 
 
 def trainer_weights(model: Sequence[MegatronModule], model_cfg: ModelConfig,

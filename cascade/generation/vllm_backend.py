@@ -24,10 +24,10 @@ from cascade.generation.types import (
 )
 
 UNAVAILABLE = "vllm backend needs a GPU machine with vllm installed (pip install vllm==0.32.0, see requirements.txt)"
-_DTYPES = {"auto": "auto", "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+DTYPES = {"auto": "auto", "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
-def _import_vllm() -> Any:
+def import_vllm() -> Any:
     try:
         import vllm
     except ImportError as e:
@@ -42,7 +42,7 @@ class VLLMGenerator:
     a seeded sample does not depend on which other samples are requested with it."""
 
     def __init__(self, cfg: GeneratorConfig) -> None:
-        vllm = _import_vllm()
+        vllm = import_vllm()
         path = str(require_model_dir(cfg.model_path))
         self.cfg = cfg
         self._vllm = vllm
@@ -51,7 +51,7 @@ class VLLMGenerator:
         kwargs: dict[str, Any] = {
             "model": path,
             "tokenizer": path,
-            "dtype": _DTYPES[cfg.dtype],
+            "dtype": DTYPES[cfg.dtype],
             "tensor_parallel_size": cfg.tensor_parallel,
             "gpu_memory_utilization": cfg.gpu_memory_utilization,
             "enable_prefix_caching": cfg.enable_prefix_caching,

@@ -23,7 +23,7 @@ import torch
 
 from cascade.generation.model_dir import load_tokenizer, require_model_dir, rope_overrides, stop_token_ids
 from cascade.generation.types import GeneratorConfig
-from cascade.generation.vllm_backend import _DTYPES, VLLMGenerator, _import_vllm
+from cascade.generation.vllm_backend import DTYPES, VLLMGenerator, import_vllm
 
 
 class ColocatedVLLMGenerator(VLLMGenerator):
@@ -32,13 +32,13 @@ class ColocatedVLLMGenerator(VLLMGenerator):
     def __init__(self, cfg: GeneratorConfig) -> None:  # noqa: D107 - same contract as the parent
         # external_launcher needs the engine core in this process (no V1 engine subprocess).
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-        vllm = _import_vllm()
+        vllm = import_vllm()
         path = str(require_model_dir(cfg.model_path))
         self.cfg, self._vllm = cfg, vllm
         self._tokenizer = load_tokenizer(path)
         self.stop_ids = stop_token_ids(self._tokenizer, path)
         kwargs: dict[str, Any] = {
-            "model": path, "tokenizer": path, "dtype": _DTYPES[cfg.dtype],
+            "model": path, "tokenizer": path, "dtype": DTYPES[cfg.dtype],
             "tensor_parallel_size": cfg.tensor_parallel,
             "gpu_memory_utilization": cfg.gpu_memory_utilization,
             "enable_prefix_caching": cfg.enable_prefix_caching, "seed": cfg.seed,
