@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -102,6 +102,14 @@ def build_minibatches(groups: Sequence[Group], advantages: torch.Tensor, *, num_
     seq_len = sequence_length(every, seq_multiple)
     return [to_microbatch([r for g in chunk for r in g], seq_len, pad_id, row_multiple)
             for chunk in split_groups(per_group, num_minibatches) if chunk]
+
+
+def every_sampled(groups: Sequence[Group]) -> list[Group]:
+    """Copies of ``groups`` with every rollout that sampled tokens taking part: for measuring
+    (the generator/trainer mismatch), never for training. A step whose every rollout was skipped
+    by overlong filtering builds no training minibatch, yet its sampled tokens still compare the
+    generator's logprobs with the trainer's."""
+    return [replace(g, valid=[True] * len(g.samples)) for g in groups]
 
 
 def response_stats(groups: Sequence[Group]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -46,7 +46,14 @@ from cascade.engine.batch import MicroBatch
 from cascade.generation.refit import RolloutEngine, build_rollout_engine, trainer_weights
 from cascade.rewards import build_scorer
 from cascade.rl import FillResult, MismatchStats, fill_batch, group_advantages, mismatch_stats, setup, step_metrics
-from cascade.rl.batch import GEN_LOGPROBS, OLD_LOGPROBS, REF_LOGPROBS, build_minibatches, response_stats
+from cascade.rl.batch import (
+    GEN_LOGPROBS,
+    OLD_LOGPROBS,
+    REF_LOGPROBS,
+    build_minibatches,
+    every_sampled,
+    response_stats,
+)
 from cascade.rl.data import PromptStream, load_prompts
 from cascade.rl.loss_fn import LogitsTap, make_loss_fn
 from cascade.rl.rollout import Group, RolloutCollector
@@ -170,13 +177,23 @@ class RLHooks:
                                  seq_multiple=setup.sequence_multiple(self.cfg.parallel))
 
     def _skipped(self, why: str) -> dict[str, float]:
-        """No update this step; the mismatch is still measured, on every generated rollout."""
-        self.ctx.say(f"{why}: optimizer step skipped")
+        """No update this step; the mismatch is still measured on the generated rollouts: those that
+        would take part in a loss (as on a training step), or, when overlong filtering skipped every
+        one of them, on all their sampled tokens (the minibatch builder leaves skipped rollouts out,
+        so measuring only the valid ones would report nothing). The same decision on every rank:
+        every rank holds every group."""
         generated = self.collector.current.groups
         zeros = torch.zeros(len(generated), self.cfg.rollout.num_generations)
+        batches, measured = self._minibatches(generated, zeros, 1), "its valid rollouts"
+        if not batches:
+            batches, measured = self._minibatches(every_sampled(generated), zeros, 1), "its overlong rollouts"
+        self.ctx.say(f"{why}: optimizer step skipped; mismatch measured on {measured}"
+                     if batches else f"{why}: optimizer step skipped; no sampled token to measure the mismatch on")
         out = {"update/skipped": 1.0}
-        for batch in self._minibatches(generated, zeros, 1):
+        for batch in batches:
             out.update(self._mismatch(split_global_batch(batch, self.cfg.train.micro_batch_size)))
+        if not batches:  # every rollout came back empty (the prompt filled the context): no evidence
+            out.update(MismatchStats().as_metrics())
         return out
 
     def _update(self, fill: FillResult[Group]) -> dict[str, float]:

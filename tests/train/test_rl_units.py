@@ -22,10 +22,10 @@ from cascade.config.schema.rl import (
 )
 from cascade.generation import Sample, SamplingParams
 from cascade.rl.async_reward import PromptJob, score_after_generation, score_while_generating
-from cascade.rl.batch import ADVANTAGES, GEN_LOGPROBS, build_minibatches, split_groups
+from cascade.rl.batch import ADVANTAGES, GEN_LOGPROBS, build_minibatches, every_sampled, split_groups
 from cascade.rl.data import PromptStream
-from cascade.rl.setup import reward_config, sequence_multiple
 from cascade.rl.rollout import Group, sampling_seed
+from cascade.rl.setup import reward_config, sequence_multiple
 from test_rl_support import keyword_records
 
 
@@ -121,6 +121,20 @@ def test_minibatch_rows_masks_and_logprobs() -> None:
     g3 = _group("1.0.2", [15], [[70], [71]], [False, False])  # a group with no valid rollout is dropped
     assert build_minibatches([g3], torch.zeros(1, 2), num_minibatches=1, pad_id=0, row_multiple=1,
                              seq_multiple=8) == []
+
+
+def test_all_overlong_step_still_has_rows_to_measure_the_mismatch_on() -> None:
+    # a step whose every rollout overlong filtering skipped trains nothing (no minibatch), but the
+    # skipped-step path measures the generator/trainer mismatch on every sampled token instead
+    g = _group("2.0.0", [15, 16], [[70, 71], [72], []], [False, False, False])
+    zeros = torch.zeros(1, 3)
+    assert build_minibatches([g], zeros, num_minibatches=1, pad_id=0, row_multiple=1, seq_multiple=4) == []
+    (mb,) = build_minibatches(every_sampled([g]), zeros, num_minibatches=1, pad_id=0, row_multiple=1,
+                              seq_multiple=4)
+    assert mb.tokens.shape == (2, 4)  # the empty rollout has no token to measure: left out
+    assert mb.loss_mask.tolist() == [[0, 1, 1, 0], [0, 1, 0, 0]]
+    assert mb.extra[GEN_LOGPROBS][0, 1:3].tolist() == pytest.approx([-0.5, -0.6])
+    assert g.valid == [False, False, False]  # the training view of the group is untouched
 
 
 def test_minibatches_keep_groups_whole() -> None:
