@@ -21,21 +21,21 @@ from pathlib import Path
 
 import pytest
 
+from cascade.config.schema.rl import RewardDomain
+from cascade.data.records import RLRecord, write_records
 from cascade.engine.launch import LocalRanks, run_local
 from test_rl_support import (
     REPO,
+    TP2,
     cascade_yaml,
     job_env,
     keyword_records,
     read_metrics,
     run_stage_argv,
     stage_yaml,
-    TP2,
     tiny_hf,
     warm_start,
 )
-from cascade.config.schema.rl import RewardDomain
-from cascade.data.records import RLRecord, write_records
 
 JOB_TIMEOUT = 900  # seconds per multi-process job (the machine is shared: generous)
 REQUIRED_KEYS = (
