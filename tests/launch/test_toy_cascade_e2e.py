@@ -42,14 +42,19 @@ WAIT_S = 2400
 
 
 def _short_cascade(root: Path) -> Path:
-    """The shipped toy cascade, each stage shortened through its `overrides`, run dir under root."""
+    """The shipped toy cascade, each stage shortened through its `overrides`, run dir under root;
+    its launchers generated like a user's own cascade's, under root (never into the checkout)."""
+    from cascade.launch.generate import generate_one
+
     body = yaml.safe_load((TINY / "cascade.yaml").read_text())
     body["run_dir"] = str(root / "run")
+    body["launcher_dir"] = str(root / "launchers")
     for stage in [*body["side_stages"], *body["stages"]]:
         stage["config"] = str(TINY / stage["config"])
         stage["overrides"] = [*SHORT, *SHORT_BY_KIND[stage["kind"]]]
     path = root / "cascade.yaml"
     path.write_text(yaml.safe_dump(body, sort_keys=False))
+    assert generate_one(path) == 0
     return path
 
 
