@@ -3,6 +3,12 @@
 Why not torchrun: tests need each rank's pid (to deliver SIGTERM/SIGKILL like Slurm does), a hard
 timeout that kills the whole process group (a missing psutil or a rank that died makes the others
 hang in a collective), and each rank's output kept apart.
+
+Which device the ranks use is explicit (``device``): ``"cpu"`` (the default, what the CPU test tier
+and toy runs want) sets ``CASCADE_DEVICE=cpu`` so that a rank never takes the GPU path by accident
+on a machine that has one; ``"gpu"`` gives rank ``r`` the local GPU ``r`` (``LOCAL_RANK``) and is
+refused when more ranks than visible GPUs are asked for (two ranks on one GPU would fail later
+with "invalid device ordinal", or silently share it).
 """
 
 from __future__ import annotations
@@ -16,6 +22,39 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+DEVICES = ("cpu", "gpu")
+
+
+class LaunchError(ValueError):
+    """Ranks that this machine cannot start as asked (e.g. more GPU ranks than GPUs)."""
+
+
+def visible_gpu_count() -> int:
+    """GPUs the ranks could use (torch's count honours CUDA_VISIBLE_DEVICES)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def resolve_device(nprocs: int, device: str | None, env: dict[str, str] | None) -> str:
+    """``device``, else ``CASCADE_DEVICE`` from ``env``, else ``"cpu"``; checked against this
+    machine for ``"gpu"``."""
+    chosen = (device or (env or {}).get("CASCADE_DEVICE") or "cpu").strip().lower()
+    chosen = "gpu" if chosen == "cuda" else chosen
+    if chosen not in DEVICES:
+        raise LaunchError(f"device {chosen!r}: expected one of {list(DEVICES)}")
+    if chosen == "gpu":
+        gpus = visible_gpu_count()
+        if nprocs > gpus:
+            shown = os.environ.get("CUDA_VISIBLE_DEVICES")
+            where = f" (CUDA_VISIBLE_DEVICES={shown!r})" if shown is not None else ""
+            raise LaunchError(
+                f"{nprocs} GPU ranks requested but {gpus} GPU(s) visible{where}: each rank needs "
+                "its own GPU; start fewer ranks, or use device='cpu'"
+            )
+    return chosen
 
 
 def free_port() -> int:
@@ -33,7 +72,8 @@ class RankResult:
 
 
 class LocalRanks:
-    """``nprocs`` processes running ``python argv...`` as ranks 0..nprocs-1 of one gloo world."""
+    """``nprocs`` processes running ``python argv...`` as ranks 0..nprocs-1 of one world (gloo on
+    CPU, NCCL with one GPU per rank on GPU)."""
 
     def __init__(
         self,
@@ -43,7 +83,9 @@ class LocalRanks:
         env: dict[str, str] | None = None,
         log_dir: str | Path,
         cwd: str | Path | None = None,
+        device: Literal["cpu", "gpu"] | None = None,
     ) -> None:
+        self.device = resolve_device(nprocs, device, env)
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         port = str(free_port())
@@ -52,7 +94,8 @@ class LocalRanks:
         for rank in range(nprocs):
             rank_env = dict(os.environ, **(env or {}))
             rank_env.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(nprocs),
-                            MASTER_ADDR="127.0.0.1", MASTER_PORT=port, PYTHONUNBUFFERED="1")
+                            MASTER_ADDR="127.0.0.1", MASTER_PORT=port, PYTHONUNBUFFERED="1",
+                            CASCADE_DEVICE=self.device)
             rank_env.pop("SLURM_PROCID", None)
             log = self.log_dir / f"rank{rank}.log"
             self.logs.append(log)
@@ -112,6 +155,7 @@ def run_local(
     log_dir: str | Path,
     env: dict[str, str] | None = None,
     cwd: str | Path | None = None,
+    device: Literal["cpu", "gpu"] | None = None,
 ) -> list[RankResult]:
     """Run ``nprocs`` ranks to completion (or kill them all after ``timeout`` seconds)."""
-    return LocalRanks(nprocs, argv, env=env, log_dir=log_dir, cwd=cwd).wait(timeout)
+    return LocalRanks(nprocs, argv, env=env, log_dir=log_dir, cwd=cwd, device=device).wait(timeout)

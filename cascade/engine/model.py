@@ -3,8 +3,9 @@
 Why one provider for all: these families differ only in a few switches (QK-norm, QKV bias, tied
 embeddings, RoPE base/scaling), so one function maps our typed ``ModelConfig`` onto a
 ``TransformerConfig`` and builds the model chunks for this rank's pipeline stage(s). On a GPU
-with Transformer Engine the TE layer spec (fused norms + linears, FP8-capable) is used; otherwise
-Megatron-Core's local (torch) spec, whose checkpoints map onto the same sharded keys.
+with a Transformer Engine that imports (``cascade.engine.te_status``) the TE layer spec (fused norms
++ linears, FP8-capable) is used; otherwise Megatron-Core's local (torch) spec, whose checkpoints
+map onto the same sharded keys.
 """
 
 from __future__ import annotations
@@ -203,7 +204,7 @@ def build_model(
     buffers, DP reduction); pass ``wrap_ddp=False`` only for forward-only use (export, reference
     logprobs): on GPU the fused weight-gradient path writes into DDP's buffers.
     """
-    plan = resolve_precision(precision, parallel)
+    plan = resolve_precision(precision, parallel, use_distributed_optimizer=use_distributed_optimizer)
     cfg = transformer_config(model, parallel, plan)
     spec = layer_spec(model)
     vp = parallel.virtual_pipeline

@@ -87,7 +87,13 @@ def init_process_group(timeout_minutes: int = 30) -> None:
         os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1")
         os.environ.setdefault("MASTER_PORT", str(free_port()))
     if device.ON_GPU:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        local_rank, gpus = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+        if local_rank >= gpus:
+            raise LayoutError(
+                f"LOCAL_RANK={local_rank} but this node has {gpus} visible GPU(s): start at most one "
+                "rank per GPU (or CASCADE_DEVICE=cpu for a CPU run)"
+            )
+        torch.cuda.set_device(local_rank)
     dist.init_process_group(
         backend=device.dist_backend(), timeout=datetime.timedelta(minutes=timeout_minutes)
     )

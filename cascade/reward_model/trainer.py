@@ -156,7 +156,7 @@ class RewardModelHooks:
         self.ctx, self.out = ctx, ctx.dirs.root
         num_microbatches(t.global_batch_size, t.micro_batch_size)  # fails early on a bad split
         tok = AutoTokenizer.from_pretrained(str(ctx.init.tokenizer_dir), local_files_only=True)
-        self.encoder = rmd.PairEncoder(tok, cfg.data.seq_length, pad_multiple=max(8, cfg.parallel.tensor))
+        self.encoder = rmd.PairEncoder(tok, cfg.data.seq_length, pad_multiple=cfg.parallel.sequence_multiple)
         self.train_pairs, skipped = rmd.read_pairs(cfg.data.train_files, cfg.data.max_pairs)
         if not self.train_pairs:
             raise ValueError(f"no valid preference pairs in {cfg.data.train_files} ({skipped[:3]})")

@@ -119,6 +119,12 @@ def check_supported(cfg: SFTStageConfig) -> None:
             f"data.packing=true with parallel.context={cfg.parallel.context}: the engine's packed-sequence "
             "path (segment_ids / THD) does not support context parallelism yet (cascade/engine/batch.py). "
             "Set data.packing=false, or parallel.context=1 with a layout that fits the sequence length.")
+    multiple = cfg.parallel.sequence_multiple  # every row is padded to data.seq_length
+    if cfg.data.seq_length % multiple:
+        raise ValueError(
+            f"data.seq_length={cfg.data.seq_length} is not a multiple of {multiple}, which parallel "
+            f"(tensor={cfg.parallel.tensor}, context={cfg.parallel.context}, sequence_parallel="
+            f"{cfg.parallel.sequence_parallel}) needs to split every row evenly")
 
 
 class SFTHooks:

@@ -4,6 +4,7 @@ checkpoints, logging. Frozen so a resolved config cannot drift after validation.
 from __future__ import annotations
 
 import enum
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -85,17 +86,55 @@ class ParallelConfig:
     def model_parallel_size(self) -> int:
         return self.tensor * self.pipeline * self.context
 
+    @property
+    def sequence_multiple(self) -> int:
+        """What every padded sequence length must be a multiple of under this layout.
+
+        Context parallelism with load balancing cuts a sequence into ``2*context`` chunks, and
+        sequence parallelism then splits each context-parallel shard ``tensor`` ways, so the
+        length must divide by ``2*context*tensor`` (a separate lcm of ``2*context`` and ``tensor``
+        is not enough: tensor=8, context=2 needs 32, not 16). 8 keeps tensor-core GEMMs aligned.
+        Every stage that pads sequences (SFT, RL, reward model) uses this one rule.
+        """
+        cp_chunks = 2 * self.context if self.context > 1 else 1
+        sp_split = self.tensor if self.sequence_parallel else 1
+        return math.lcm(8, cp_chunks * sp_split)
+
 
 @dataclass(frozen=True)
 class PrecisionConfig:
+    """Numeric precision of training (rollouts in vLLM stay bf16 whatever is set here).
+
+    FP8 is off unless ``fp8`` is set; one override, ``precision.fp8=hybrid``, selects the
+    documented FP8 variant because every other FP8 field defaults to it: hybrid format (E4M3 for
+    weights and activations in forward, E5M2 for gradients in backward), delayed scaling with a
+    1024-step amax history reduced by max, margin 0, bf16 parameters and optimizer master weights
+    kept in fp32 by the distributed optimizer (``fp8_param`` off). The same values are spelled out
+    in nemo_configs/base/precision/fp8.yaml for configs that inherit them through ``defaults:``.
+    The fields map 1:1 onto Megatron-Core's TransformerConfig fields of the same names (``fp8`` is
+    its format). Written against Megatron-Core 0.19.2 / Transformer Engine 2.20; FP8 training has
+    not yet been run on a GPU with these settings.
+    """
+
     params_dtype: Literal["bf16", "fp16", "fp32"] = "bf16"
-    fp8: Literal["hybrid", "e4m3"] | None = None  # Transformer Engine on H100 only
+    fp8: Literal["hybrid", "e4m3"] | None = None  # Transformer Engine on H100 or newer only
     fp8_recipe: Literal["delayed", "tensorwise", "blockwise"] = "delayed"
-    fp8_param: bool = False
+    fp8_param: bool = False  # FP8 parameter copies (saves memory; needs the distributed optimizer)
+    fp8_margin: int = 0  # scale = 2**-margin * fp8_max / amax (delayed scaling)
+    fp8_amax_history_len: int = 1024  # steps of amax history per tensor (delayed scaling)
+    fp8_amax_compute_algo: Literal["max", "most_recent"] = "max"  # amax from the history window
 
     def __post_init__(self) -> None:
         if self.fp8_param and self.fp8 is None:
             raise ValueError("fp8_param needs fp8 to be set")
+        if self.fp8 is not None and self.params_dtype != "bf16":
+            # Megatron keeps FP8 GEMMs' inputs and the non-FP8 ops in params_dtype; the FP8
+            # recipes are validated (NeMo, Megatron-LM) with bf16 only.
+            raise ValueError(f"fp8={self.fp8!r} needs params_dtype=bf16, got {self.params_dtype!r}")
+        if self.fp8_amax_history_len < 1:
+            raise ValueError(f"fp8_amax_history_len must be >= 1, got {self.fp8_amax_history_len}")
+        if self.fp8_margin < 0:
+            raise ValueError(f"fp8_margin must be >= 0, got {self.fp8_margin}")
 
 
 @dataclass(frozen=True)
