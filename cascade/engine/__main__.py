@@ -1,9 +1,14 @@
 """`python -m cascade.engine`: engine utilities that need no GPU.
 
     python -m cascade.engine params CONFIG_YAML [key=value ...]     (contract)
+    python -m cascade.engine memory STAGE_YAML [--gpu-memory-gib N] [key=value ...]   (contract)
 
 ``params`` builds the stage's model on the meta device (no weights, no GPU, a 1-process gloo group)
 and prints ``total_params=<int>``, the count of the equivalent HF model (tied embeddings once).
+
+``memory`` prints the per-GPU memory plan of the stage's layout (``cascade.engine.memory_plan``:
+arithmetic only, no torch) as a table whose last line is ``fits=true ...`` or ``fits=false <the
+first thing that does not fit>``; exit 0 when it fits, 3 when it does not, 2 on a config error.
 """
 
 from __future__ import annotations
@@ -52,6 +57,28 @@ def _cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
+EXIT_DOES_NOT_FIT = 3
+
+
+def _cmd_memory(args: argparse.Namespace) -> int:
+    from cascade.config import ConfigError, load_stage_config
+    from cascade.engine.memory_plan import plan_memory
+
+    if not args.gpu_memory_gib > 0:
+        print(f"error: --gpu-memory-gib must be positive, got {args.gpu_memory_gib:g}", file=sys.stderr)
+        return 2
+    try:
+        cfg = load_stage_config(args.config, args.overrides)
+        if getattr(cfg, "model", None) is None or getattr(cfg, "parallel", None) is None:
+            raise ConfigError(f"{args.config} has no model/parallel section: not an engine stage")
+        plan = plan_memory(cfg, args.gpu_memory_gib, source=str(args.config))
+    except (ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(plan.table())
+    return 0 if plan.fits else EXIT_DOES_NOT_FIT
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cascade.engine")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -59,7 +86,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("config", help="stage YAML")
     p.add_argument("overrides", nargs="*", help="key=value overrides")
     p.set_defaults(func=_cmd_params)
-    args = parser.parse_args(argv)
+    m = sub.add_parser("memory", help="per-GPU memory plan of a stage's layout; last line fits=true|false")
+    m.add_argument("config", help="stage YAML")
+    m.add_argument("--gpu-memory-gib", type=float, default=80.0, help="memory per GPU (default 80: H100)")
+    m.add_argument("overrides", nargs="*", help="key=value overrides")
+    m.set_defaults(func=_cmd_memory)
+    args, extra = parser.parse_known_args(argv)
+    # `memory CFG --gpu-memory-gib 40 k=v`: overrides after the option arrive as extras
+    if extra and args.cmd == "memory" and not any(e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return args.func(args)
 
 

@@ -4,7 +4,8 @@ Order of business, the same on every rank (they read the same files):
   1. resolve the plan; an unknown stage is an error that lists the cascade's stages;
   2. COMPLETE marker present -> exit 0 at once, so re-submitting a chain is safe;
   3. every stage this one depends on (init_from, uses) must be COMPLETE, an external
-     init_from must exist;
+     init_from must exist; on a GPU, the stage's memory plan (cascade/engine/memory_plan.py)
+     must fit the GPU (CPU runs skip it: the toy stages use host RAM);
   4. log loudly FRESH START or RESUMING from step N;
   5. the recipe registered for the stage kind trains (registry.py); it returns
      REQUEUE_EXIT_CODE after saving when preemption.should_stop() said so;
@@ -91,6 +92,25 @@ def _check_world(config: Any, stage: ResolvedStage, env: DistEnv, log: _Log) -> 
             f"({shape.nodes} node(s) x {shape.tasks_per_node}); data parallelism changes with it")
 
 
+def _check_memory(config: Any, stage: ResolvedStage, env: DistEnv, log: _Log) -> None:
+    """Refuse a layout whose per-GPU memory plan does not fit this GPU (skipped without CUDA)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return
+    from cascade.engine.memory_plan import GIB, plan_memory
+
+    gib = torch.cuda.get_device_properties(env.local_rank % torch.cuda.device_count()).total_memory / GIB
+    try:
+        plan = plan_memory(config, gib, world_size=env.world_size, source=str(stage.config))
+    except ValueError as e:
+        raise LaunchError(f"memory plan: {e}") from e
+    if not plan.fits:
+        raise LaunchError(f"memory plan: {plan.reason}; fix the layout (`python -m cascade.engine memory "
+                          f"{stage.config} --gpu-memory-gib {gib:.0f}` shows the table)")
+    log(f"memory plan: {plan.reason}")
+
+
 def _run_hook(name: str, fn: Any, ctx: StageRun, log: _Log) -> int:
     try:
         return int(fn(ctx))
@@ -128,6 +148,8 @@ def run_stage(cascade: str | Path, stage_name: str, overrides: list[str]) -> int
         _check_world(config, stage, env, log)
         trained = dirs.is_trained()
         recipe = None if trained else load_recipe(stage.kind)
+        if recipe is not None:
+            _check_memory(config, stage, env, log)
         eval_name, eval_fn = load_eval_hook(stage.kind)
     except (ConfigError, LaunchError, RecipeMissing) as e:
         log(f"ERROR: {e}", all_ranks=True)
