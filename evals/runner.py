@@ -71,7 +71,7 @@ class GeneratorPool:
         return GeneratorConfig(
             model_path=str(self.model_path), backend=g.backend, dtype=g.dtype, max_batch_size=g.max_batch_size,
             max_model_len=max_len, rope_scaling=rb.rope_scaling, tensor_parallel=g.tensor_parallel,
-            gpu_memory_utilization=g.gpu_memory_utilization, seed=self.suite.seed, num_threads=g.num_threads,
+            gpu_memory_utilization=g.gpu_memory_utilization, kv_cache_gib=g.kv_cache_gib, seed=self.suite.seed, num_threads=g.num_threads,
         )
 
     def get(self, rb: ResolvedBenchmark) -> Any:

