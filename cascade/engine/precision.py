@@ -87,8 +87,8 @@ def resolve_precision(
     what = f"precision.fp8={precision.fp8!r}"
     if device.ON_CPU:
         raise PrecisionError(
-            f"{what} needs Transformer Engine on an NVIDIA GPU (H100 or newer); this process runs "
-            f"on CPU ({'CASCADE_DEVICE=cpu' if device.REQUESTED == 'cpu' else 'no CUDA device'}), "
+            f"{what} needs Transformer Engine on an NVIDIA GPU (H100 or newer); this process has "
+            f"no GPU ({'CASCADE_DEVICE=cpu' if device.REQUESTED == 'cpu' else 'no CUDA device'}), "
             "so FP8 cannot run here. Set precision.fp8=null (bf16) for CPU runs."
         )
     if not device.TE_AVAILABLE:
