@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 from cascade.config.schema.rl import (
     CodeSandboxConfig,
     CodeSwitchPenalty,
+    GenRMConfig,
     RewardConfig,
     RewardDomain,
     ServedModelConfig,
@@ -44,10 +45,13 @@ def config_from_args(args: argparse.Namespace) -> RewardConfig:
         judge=_served(args.judge_endpoint, args.judge_checkpoint, args.judge_model),
         sandbox=CodeSandboxConfig(per_test_timeout_s=args.per_test_timeout,
                                   allow_unsandboxed=args.allow_unsandboxed),
+        genrm=GenRMConfig(endpoint=args.genrm_endpoint, name=args.genrm_model, timeout_s=args.genrm_timeout),
     )
 
 
 _NEEDS_RM = (RewardDomain.REWARD_MODEL.value, RewardDomain.INSTRUCTION_RM.value)
+_NEEDS_ENDPOINT = {RewardDomain.GENRM.value: ("genrm_endpoint", "--genrm-endpoint URL"),
+                   RewardDomain.LONG_CONTEXT_QA.value: ("judge_endpoint", "--judge-endpoint URL")}
 
 
 class UsageError(Exception):
@@ -147,6 +151,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     src, dst = _check_paths(args.input, args.output)
     if args.domain in _NEEDS_RM and not (args.rm_endpoint or args.rm_checkpoint):
         raise UsageError(f"--domain {args.domain} needs --rm-endpoint URL or --rm-checkpoint DIR")
+    if args.domain in _NEEDS_ENDPOINT and not getattr(args, _NEEDS_ENDPOINT[args.domain][0]):
+        raise UsageError(f"--domain {args.domain} needs {_NEEDS_ENDPOINT[args.domain][1]}")
     try:
         scorer = build_scorer(config_from_args(args))
     except ValueError as e:  # e.g. a served-model domain without its endpoint or checkpoint flags
@@ -191,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--judge-endpoint")
     sc.add_argument("--judge-checkpoint")
     sc.add_argument("--judge-model", default="")
+    sc.add_argument("--genrm-endpoint", help="genrm: the served pairwise GenRM (OpenAI-compatible chat URL); "
+                    "a group's rows must share a group/uid/prompt_id (or prompt) and sit in one --chunk-size chunk")
+    sc.add_argument("--genrm-model", default="", help="genrm: served model id")
+    sc.add_argument("--genrm-timeout", type=float, default=600.0, help="genrm: seconds per pairwise judgement")
     sc.set_defaults(func=cmd_score)
     return ap
 

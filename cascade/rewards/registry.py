@@ -31,6 +31,8 @@ _BUILTIN_MODULES = (
     "cascade.rewards.instruction.reward",
     "cascade.rewards.reward_model.domains",
     "cascade.rewards.swe.reward",
+    "cascade.rewards.genrm.reward",
+    "cascade.rewards.long_context",
 )
 
 

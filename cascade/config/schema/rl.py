@@ -17,6 +17,8 @@ class RewardDomain(str, enum.Enum):
     REWARD_MODEL = "reward_model"
     INSTRUCTION_RM = "instruction_rm"  # IF-RL for thinking models: R_IF + sigmoid(z(RM)) if R_IF = 1
     SWE = "swe"
+    GENRM = "genrm"  # C2 RLHF: pairwise generative RM over all pairs of a group, length-adjusted
+    LONG_CONTEXT_QA = "long_context_qa"  # C2 long-context RL: a served judge compares with the reference
 
 
 class CodeSwitchPenalty(str, enum.Enum):
@@ -109,6 +111,45 @@ class CodeSandboxConfig:
 
 
 @dataclass(frozen=True)
+class GenRMConfig:
+    """The `genrm` domain (C2 RLHF): a served pairwise generative reward model and how its
+    judgements become one reward per rollout (all pairs of a group, tie-breaker, length-normalised
+    adjustment, quality-gated conciseness bonus); see cascade/rewards/genrm/."""
+
+    endpoint: str | None = None  # OpenAI-compatible chat URL (base .../v1 or .../chat/completions)
+    name: str = ""  # served model id
+    timeout_s: float = 600.0  # per pairwise judgement (the GenRM reasons before it scores)
+    retries: int = 2  # extra attempts per judgement after a transport error (bounded)
+    max_workers: int = 32  # judgements in flight at once
+    max_tokens: int = 16384  # GenRM output budget (reasoning + scores)
+    temperature: float = 0.6
+    top_p: float = 0.95
+    length_lambda_think: float = 0.5  # λ_think: weight of the centred thinking-length term
+    length_lambda_answer: float = 0.5  # λ_answer: weight of the centred answer-length term
+    concise_beta_think: float = 0.5  # β_think: bonus for the shortest thinking if its base reward >= τ
+    concise_beta_answer: float = 0.5  # β_answer: same for the shortest answer
+    concise_percentile: float = 80.0  # τ: this percentile of the group's base rewards
+    tie_score: float = 3.0  # both helpfulness scores of an unparsable judgement (a tie)
+
+    def __post_init__(self) -> None:
+        if self.timeout_s <= 0:
+            raise ValueError("genrm.timeout_s must be > 0")
+        if self.retries < 0 or self.retries > 10:
+            raise ValueError("genrm.retries must be in [0, 10]")
+        if self.max_workers < 1 or self.max_tokens < 1:
+            raise ValueError("genrm.max_workers and genrm.max_tokens must be >= 1")
+        if not 0 < self.top_p <= 1 or self.temperature < 0:
+            raise ValueError("genrm.top_p must be in (0, 1] and genrm.temperature >= 0")
+        for k in ("length_lambda_think", "length_lambda_answer", "concise_beta_think", "concise_beta_answer"):
+            if getattr(self, k) < 0:
+                raise ValueError(f"genrm.{k} must be >= 0")
+        if not 0 <= self.concise_percentile <= 100:
+            raise ValueError("genrm.concise_percentile must be in [0, 100]")
+        if not 1 <= self.tie_score <= 5:
+            raise ValueError("genrm.tie_score must be a helpfulness score in [1, 5]")
+
+
+@dataclass(frozen=True)
 class RewardConfig:
     domain: RewardDomain
     code_switch: CodeSwitchPenalty = CodeSwitchPenalty.OFF
@@ -116,8 +157,9 @@ class RewardConfig:
     num_workers: int = 0  # 0 = one per core
     asynchronous: bool = False  # score while the next batch generates (code RL)
     reward_model: ServedModelConfig | None = None
-    judge: ServedModelConfig | None = None
+    judge: ServedModelConfig | None = None  # swe, long_context_qa (timeout: timeout_s per call)
     sandbox: CodeSandboxConfig = field(default_factory=CodeSandboxConfig)
+    genrm: GenRMConfig = field(default_factory=GenRMConfig)
 
 
 @dataclass(frozen=True)
