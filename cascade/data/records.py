@@ -5,8 +5,10 @@ recipes read them, so the field names, the per-domain requirements and the on-di
 layout live in one place. `domain` values come from `RewardDomain` (the reward registry's key).
 
 On disk every product is parquet with a fixed Arrow schema. Fields whose shape varies by row
-(code `tests`, IF `kwargs`, SWE `original`, `metadata`) are stored as JSON text and decoded here,
-so one RL schema serves every domain. A bad row raises `RecordError` naming the file and row.
+(code `tests`, IF `kwargs`, SWE `original`, `metadata`, `reward_context`) are stored as JSON text
+and decoded here, so one RL schema serves every domain. `reward_context` is the open-ended part:
+an object whose keys are merged into the reward row (a structured-output `schema`, tool-calling
+`initial_state`/`expected_state`); files written before it existed read as an empty context. A bad row raises `RecordError` naming the file and row.
 """
 
 from __future__ import annotations
@@ -92,6 +94,20 @@ def _check_swe(r: RLRecord, where: str) -> None:
           "swe records need `original` = {file path: original file content}")
 
 
+def _check_mcqa(r: RLRecord, where: str) -> None:
+    gt = r.ground_truth.strip() if isinstance(r.ground_truth, str) else ""
+    _need(len(gt) == 1 and gt.upper() in "ABCDEFGHIJ", where, "stem_mcqa records need `ground_truth` = one letter A-J")
+
+
+def _needs_context(*names: str) -> Callable[[RLRecord, str], None]:
+    def check(r: RLRecord, where: str) -> None:
+        missing = [n for n in names if r.reward_context.get(n) is None]
+        _need(not missing, where, f"{r.domain.value} records need `reward_context` keys {list(names)}; "
+                                  f"missing {missing}")
+
+    return check
+
+
 # What each reward domain needs beyond the shared fields (the rewards CLI contract).
 DOMAIN_CHECKS: dict[RewardDomain, Callable[[RLRecord, str], None]] = {
     RewardDomain.MATH: _check_math,
@@ -100,6 +116,11 @@ DOMAIN_CHECKS: dict[RewardDomain, Callable[[RLRecord, str], None]] = {
     RewardDomain.INSTRUCTION_RM: _check_instruction,
     RewardDomain.REWARD_MODEL: lambda r, where: None,
     RewardDomain.SWE: _check_swe,
+    RewardDomain.STEM_MCQA: _check_mcqa,
+    RewardDomain.STRUCTURED_OUTPUT: _needs_context("schema"),
+    RewardDomain.TOOL_CALLING: _needs_context("initial_state", "expected_state"),
+    RewardDomain.GENRM: lambda r, where: None,
+    RewardDomain.LONG_CONTEXT_QA: lambda r, where: (_check_math(r, where), _needs_context("question")(r, where)),
 }
 # The fields each domain's scorer reads from a record (besides `response`, `prompt`, `messages`).
 DOMAIN_FIELDS: dict[RewardDomain, tuple[str, ...]] = {
@@ -109,7 +130,14 @@ DOMAIN_FIELDS: dict[RewardDomain, tuple[str, ...]] = {
     RewardDomain.INSTRUCTION_RM: ("instruction_id_list", "kwargs"),
     RewardDomain.REWARD_MODEL: (),
     RewardDomain.SWE: ("golden_patch", "original"),
+    RewardDomain.STEM_MCQA: ("ground_truth",),
+    RewardDomain.STRUCTURED_OUTPUT: (),  # `schema` travels in reward_context
+    RewardDomain.TOOL_CALLING: (),  # `initial_state`, `expected_state` travel in reward_context
+    RewardDomain.GENRM: (),
+    RewardDomain.LONG_CONTEXT_QA: ("ground_truth",),  # `question` travels in reward_context
 }
+# Row keys a reward_context may not set (they come from the record itself or the rollout).
+RESERVED_CONTEXT_KEYS = frozenset({"id", "domain", "prompt", "messages", "response", "group", "reward", "info"})
 
 
 @dataclass(frozen=True)
@@ -127,11 +155,16 @@ class RLRecord:
     golden_patch: str | None = None  # swe: the reference unified diff
     original: dict[str, str] | None = None  # swe: {path: original content} of every file shown
     metadata: dict[str, Any] = field(default_factory=dict)  # provenance: url, subset, pass rates...
+    reward_context: dict[str, Any] = field(default_factory=dict)  # extra reward-row fields (merged into the row)
 
     def validate(self, where: str = "") -> RLRecord:
         _need(isinstance(self.id, str) and self.id != "", where, "`id` must be a non-empty string")
         _need(isinstance(self.source, str), where, "`source` must be a string")
         check_messages(self.prompt, where, last_role="user")
+        _need(isinstance(self.reward_context, dict), where, "`reward_context` must be an object")
+        clash = sorted((set(self.reward_context) & RESERVED_CONTEXT_KEYS) | {
+            k for k in self.reward_context if k in DOMAIN_FIELDS[RewardDomain(self.domain)]})
+        _need(not clash, where, f"`reward_context` may not set {clash} (record fields or rollout keys)")
         DOMAIN_CHECKS[RewardDomain(self.domain)](self, where)
         return self
 
@@ -141,8 +174,9 @@ class RLRecord:
         return self.prompt[-1]["content"]
 
     def reward_fields(self) -> dict[str, Any]:
-        """The rewards CLI input row for this record, minus `response` (its contract)."""
-        row: dict[str, Any] = {"id": self.id, "domain": self.domain.value, "prompt": self.prompt_text,
+        """The rewards CLI input row for this record, minus `response` (its contract); the
+        `reward_context` keys are merged in (validation keeps them from shadowing a record field)."""
+        row: dict[str, Any] = {**self.reward_context, "id": self.id, "domain": self.domain.value, "prompt": self.prompt_text,
                                "messages": [dict(m) for m in self.prompt]}
         for name in DOMAIN_FIELDS[self.domain]:
             row[name] = getattr(self, name)
@@ -156,6 +190,7 @@ class RLRecord:
             "tests": enc(self.tests), "instruction_id_list": self.instruction_id_list,
             "kwargs": enc(self.kwargs), "golden_patch": self.golden_patch,
             "original": enc(self.original), "metadata": json.dumps(self.metadata, sort_keys=True),
+            "reward_context": enc(self.reward_context) if self.reward_context else None,
         }
 
     @classmethod
@@ -173,6 +208,7 @@ class RLRecord:
             kwargs=_decode(row.get("kwargs"), where, "kwargs"), golden_patch=row.get("golden_patch"),
             original=_decode(row.get("original"), where, "original"),
             metadata=_decode(row.get("metadata"), where, "metadata") or {},
+            reward_context=_decode(row.get("reward_context"), where, "reward_context") or {},
         )
         return rec.validate(where)
 
@@ -257,7 +293,10 @@ RL_SCHEMA = pa.schema([
     ("id", pa.string()), ("domain", pa.string()), ("source", pa.string()), ("prompt", _MESSAGES),
     ("ground_truth", pa.string()), ("tests", pa.string()), ("instruction_id_list", pa.list_(pa.string())),
     ("kwargs", pa.string()), ("golden_patch", pa.string()), ("original", pa.string()), ("metadata", pa.string()),
+    ("reward_context", pa.string()),
 ])
+# Columns added after files were written: a file without one reads it as null.
+OPTIONAL_COLUMNS: dict[type, frozenset[str]] = {RLRecord: frozenset({"reward_context"})}
 SFT_SCHEMA = pa.schema([("id", pa.string()), ("messages", pa.string()), ("mode", pa.string()),
                         ("domain", pa.string()), ("source", pa.string()), ("tools", pa.string())])
 PREFERENCE_SCHEMA = pa.schema([("id", pa.string()), ("prompt", _MESSAGES), ("chosen", pa.string()),
@@ -330,11 +369,13 @@ def iter_records(path: str | Path, record_type: type, errors: list[RecordError] 
     path = Path(path)
     schema = SCHEMAS[record_type]
     pf = pq.ParquetFile(path)
-    missing = [n for n in schema.names if n not in pf.schema_arrow.names]
+    present = set(pf.schema_arrow.names)
+    optional = OPTIONAL_COLUMNS.get(record_type, frozenset())
+    missing = [n for n in schema.names if n not in present and n not in optional]
     if missing:
         raise RecordError(str(path), f"missing column(s) {missing}; expected schema: {describe(schema)}")
     row_no = 0
-    for batch in pf.iter_batches(columns=schema.names):
+    for batch in pf.iter_batches(columns=[n for n in schema.names if n in present]):
         for row in batch.to_pylist():
             row_no += 1
             try:

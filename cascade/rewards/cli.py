@@ -54,6 +54,27 @@ _NEEDS_ENDPOINT = {RewardDomain.GENRM.value: ("genrm_endpoint", "--genrm-endpoin
                    RewardDomain.LONG_CONTEXT_QA.value: ("judge_endpoint", "--judge-endpoint URL")}
 
 
+# The input fields each domain reads (besides `response`), for `score --help`.
+DOMAIN_FIELDS_HELP = {
+    RewardDomain.MATH.value: "ground_truth (final answer, LaTeX or plain)",
+    RewardDomain.CODE.value: "tests ({inputs, outputs, fn_name?} or {test_code})",
+    RewardDomain.INSTRUCTION.value: "prompt, instruction_id_list, kwargs (one dict per id)",
+    RewardDomain.INSTRUCTION_RM.value: "prompt or messages, instruction_id_list, kwargs, group",
+    RewardDomain.REWARD_MODEL.value: "prompt or messages",
+    RewardDomain.SWE.value: "golden_patch, original ({path: content})",
+    RewardDomain.STEM_MCQA.value: "ground_truth (gold letter A-J), num_choices? (default 10)",
+    RewardDomain.STRUCTURED_OUTPUT.value: "schema (JSON Schema object or its JSON text)",
+    RewardDomain.TOOL_CALLING.value: "initial_state, expected_state (workplace database objects or JSON text)",
+    RewardDomain.GENRM.value: "prompt or messages, group (or uid/prompt_id; one group per chunk)",
+    RewardDomain.LONG_CONTEXT_QA.value: "question, ground_truth (the judge never sees a document)",
+}
+
+
+def _fields_epilog() -> str:
+    lines = [f"  {name:<18} {fields}" for name, fields in DOMAIN_FIELDS_HELP.items()]
+    return "input fields per domain (every row also needs `response`):\n" + "\n".join(lines)
+
+
 class UsageError(Exception):
     """A mistake in the command line: reported in one line, exit code 2."""
 
@@ -180,7 +201,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m cascade.rewards", description="Cascade domain rewards")
     sub = ap.add_subparsers(dest="command", required=True)
-    sc = sub.add_parser("score", help="score a JSONL file of rollouts")
+    sc = sub.add_parser("score", help="score a JSONL file of rollouts", epilog=_fields_epilog(),
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     sc.add_argument("--domain", required=True, choices=[d.value for d in RewardDomain])
     sc.add_argument("input")
     sc.add_argument("output")

@@ -31,6 +31,9 @@ _BUILTIN_MODULES = (
     "cascade.rewards.instruction.reward",
     "cascade.rewards.reward_model.domains",
     "cascade.rewards.swe.reward",
+    "cascade.rewards.mcqa",
+    "cascade.rewards.structured_output",
+    "cascade.rewards.tool_calling.reward",
     "cascade.rewards.genrm.reward",
     "cascade.rewards.long_context",
 )

@@ -1,43 +1,18 @@
-"""Letter extraction for multiple-choice benchmarks (MMLU, MMLU-Pro, GPQA).
+"""Multiple-choice benchmarks (MMLU, MMLU-Pro, GPQA) scored by letter match.
 
-The answer is read after `</think>` (an unfinished thought has no answer). Patterns, strongest
-first: `Answer: X` (the format the prompt asks for), `\\boxed{X}`, `the answer is (X)`, then a lone
-letter on the last non-empty line. Within a pattern the last occurrence wins (models restate).
+The letter extraction lives with the STEM MCQA reward (`cascade.rewards.mcqa.extract_choice`),
+so training and evaluation read answers the same way; evals keep its last-occurrence-wins rule.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
-from cascade.rewards.text import split_thinking
+from cascade.rewards.mcqa import extract_choice
 from evals.scoring import ScoreResult, ScoringContext, register_scorer
 from evals.spec import EvalItem
 
-_PATTERNS = (
-    r"(?i)\banswer\s*[:：]\s*\**\s*\(?\s*([A-Z])\s*\)?(?![A-Za-z])",
-    r"\\boxed\s*\{\s*(?:\\text\{\s*)?\(?([A-Z])\)?",
-    r"(?i)\banswer\s+is\s*[:：]?\s*\**\s*\(?([A-Z])\)?(?![A-Za-z])",
-)
-_LAST_LINE = r"^\W*\(?([A-Z])\)?\W*$"
-
-
-def extract_choice(response: str, num_choices: int) -> str | None:
-    """The chosen letter, or None if no letter among the first `num_choices` is given."""
-    answer = split_thinking(response).answer
-    if answer is None:
-        return None
-    valid = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ"[:num_choices])
-    for pattern in _PATTERNS:
-        found = [m for m in re.findall(pattern, answer) if m in valid]
-        if found:
-            return found[-1]
-    lines = [line.strip() for line in answer.strip().splitlines() if line.strip()]
-    if lines:
-        m = re.match(_LAST_LINE, lines[-1])
-        if m and m.group(1) in valid:
-            return m.group(1)
-    return None
+__all__ = ["ChoiceScorer", "extract_choice"]
 
 
 @register_scorer("mcq")

@@ -17,6 +17,9 @@ class RewardDomain(str, enum.Enum):
     REWARD_MODEL = "reward_model"
     INSTRUCTION_RM = "instruction_rm"  # IF-RL for thinking models: R_IF + sigmoid(z(RM)) if R_IF = 1
     SWE = "swe"
+    STEM_MCQA = "stem_mcqa"  # C2 multi-domain RL: multiple-choice letter match
+    STRUCTURED_OUTPUT = "structured_output"  # C2 multi-domain RL: JSON valid against a schema
+    TOOL_CALLING = "tool_calling"  # C2 multi-domain RL: replayed tool calls reach the expected state
     GENRM = "genrm"  # C2 RLHF: pairwise generative RM over all pairs of a group, length-adjusted
     LONG_CONTEXT_QA = "long_context_qa"  # C2 long-context RL: a served judge compares with the reference
 
