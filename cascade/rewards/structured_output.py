@@ -10,6 +10,14 @@ bracket nesting deeper than `MAX_DEPTH`, is a row error (reward 0, `info.error`)
 RecursionError. A schema that is not valid JSON Schema (draft picked by its `$schema`, default
 2020-12) is a row error as well; remote `$ref`s are never fetched. `format` keywords are checked
 where jsonschema has a checker for them.
+
+The policy writes the instance, so validating it is attacker-controlled work: a schema `pattern`
+(Python `re`) such as `^(a+)+$` against `"a" * 40 + "!"` backtracks for hours. So the scorer does
+only the cheap, bounded checks (fields, schema, size, depth) in the trainer's process and sends each
+surviving row to a `ProcessPool` worker with a hard deadline (`RewardConfig.timeout_s`); an
+overrunning row is killed and earns 0 with `info` `{"reason": "timeout", "timeout": True}`. The
+worker returns only a JSON-encoded verdict on the pool's framed channel, so text in the answer can
+never stand in for a result.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cascade.config.schema.rl import RewardConfig, RewardDomain
+from cascade.rewards.pool import ProcessPool
 from cascade.rewards.registry import RewardResult, Row, error_result, register_reward, require_fields
 from cascade.rewards.text import split_thinking
 
@@ -110,35 +119,39 @@ def last_json_block(answer: str) -> str | None:
     return max(blocks)[1] if blocks else None
 
 
-def _validator(schema_field: Any) -> Any:
-    """A jsonschema validator for the row's schema; ValueError naming what is wrong with it."""
+def checked_schema(schema_field: Any) -> dict | bool:
+    """The row's schema as a checked JSON Schema value; ValueError naming what is wrong with it.
+    Bounded like an answer: its JSON text may not exceed `MAX_CHARS` or nest deeper than `MAX_DEPTH`."""
     from jsonschema import validators
     from jsonschema.exceptions import SchemaError
 
     schema = load_bounded(schema_field, "schema") if isinstance(schema_field, str) else schema_field
     if not isinstance(schema, (dict, bool)):
         raise ValueError(f"schema is a JSON {type(schema).__name__}, not an object")
-    if isinstance(schema, dict) and bracket_depth(json.dumps(schema)) > MAX_DEPTH:
-        raise ValueError(f"schema nests deeper than {MAX_DEPTH}")
+    if isinstance(schema, dict):
+        text = json.dumps(schema)
+        if bracket_depth(text) > MAX_DEPTH:
+            raise ValueError(f"schema nests deeper than {MAX_DEPTH}")
+        if len(text) > MAX_CHARS:
+            raise ValueError(f"schema is {len(text)} characters as JSON (limit {MAX_CHARS})")
     cls = validators.validator_for(schema, default=validators.Draft202012Validator)
     try:
         cls.check_schema(schema)
     except SchemaError as e:
         raise ValueError(f"invalid JSON Schema: {e.message[:300]}") from None
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+    return schema
 
 
-def score_row(row: Row) -> RewardResult:
-    """One `{"response", "schema"}` row."""
-    from jsonschema.exceptions import best_match
-
+def prepare(row: Row) -> RewardResult | dict[str, Any]:
+    """The in-process, bounded part of scoring one row: a final result (missing field, bad schema,
+    unfinished thinking, oversized or over-deep answer), else the worker payload `{"answer", "schema"}`."""
     err = require_fields(row, FIELDS)
     if err:
         return error_result(err)
     if not isinstance(row["response"], str):
         return error_result(f"response is {type(row['response']).__name__}, not a string")
     try:
-        validator = _validator(row["schema"])
+        schema = checked_schema(row["schema"])
     except (ValueError, RecursionError, TypeError) as e:
         return error_result(f"bad schema: {str(e)[:300] or type(e).__name__}")
     answer = split_thinking(row["response"]).answer
@@ -148,23 +161,50 @@ def score_row(row: Row) -> RewardResult:
         return error_result(f"answer is {len(answer)} characters (limit {MAX_CHARS})")
     if bracket_depth(answer) > MAX_DEPTH:
         return error_result(f"answer nests brackets deeper than {MAX_DEPTH}")
-    block = last_json_block(answer)
+    return {"answer": answer, "schema": schema}
+
+
+def check_json(payload: dict[str, Any]) -> dict[str, Any]:
+    """Worker-side validation of one prepared row: `{"answer", "schema"}` -> `{"reward", "info"}`.
+    The schema was checked by `prepare`; everything the answer can make slow happens here."""
+    from jsonschema import validators
+    from jsonschema.exceptions import best_match
+
+    block = last_json_block(str(payload["answer"]))
     if block is None:
-        return RewardResult(0.0, {"reason": "no_json"})
+        return {"reward": 0.0, "info": {"reason": "no_json"}}
     try:
         instance = load_bounded(block, "answer JSON")
     except Unparsable as e:
-        return RewardResult(0.0, {"reason": "invalid_json", "detail": str(e)[:300]})
+        return {"reward": 0.0, "info": {"reason": "invalid_json", "detail": str(e)[:300]}}
+    schema = payload["schema"]
     try:
-        violation = best_match(validator.iter_errors(instance))
+        cls = validators.validator_for(schema, default=validators.Draft202012Validator)
+        violation = best_match(cls(schema, format_checker=cls.FORMAT_CHECKER).iter_errors(instance))
     except RecursionError:
-        return error_result("schema validation recursed too deep (a self-referencing schema?)")
+        return {"reward": 0.0, "info": {"error": "schema validation recursed too deep (a self-referencing schema?)"}}
     except Exception as e:  # noqa: BLE001  (an unresolvable $ref, a broken regex pattern, ...)
-        return error_result(f"schema validation failed: {type(e).__name__}: {str(e)[:300]}")
+        return {"reward": 0.0, "info": {"error": f"schema validation failed: {type(e).__name__}: {str(e)[:300]}"}}
     if violation is not None:
         path = "/".join(str(p) for p in violation.absolute_path)
-        return RewardResult(0.0, {"reason": "schema_violation", "detail": violation.message[:300], "path": path})
-    return RewardResult(1.0, {"reason": "valid"})
+        info = {"reason": "schema_violation", "detail": violation.message[:300], "path": path}
+        return {"reward": 0.0, "info": info}
+    return {"reward": 1.0, "info": {"reason": "valid"}}
+
+
+def warm_up() -> None:
+    """Worker initialiser: import jsonschema and validate once so the first task is fast."""
+    check_json({"answer": '{"a": 1}', "schema": {"type": "object", "properties": {"a": {"pattern": "^1$"}}}})
+
+
+def score_row(row: Row) -> RewardResult:
+    """One `{"response", "schema"}` row, entirely in this process and with NO time limit: for trusted
+    rows and tests only. Policy output goes through `StructuredOutputReward`, which has a deadline."""
+    prepared = prepare(row)
+    if isinstance(prepared, RewardResult):
+        return prepared
+    v = check_json(prepared)
+    return RewardResult(float(v["reward"]), v["info"])
 
 
 @register_reward(RewardDomain.STRUCTURED_OUTPUT)
@@ -172,10 +212,32 @@ class StructuredOutputReward:
     """Batch scorer for `{"response", "schema": JSON Schema object or its JSON text}` rows."""
 
     def __init__(self, cfg: RewardConfig) -> None:
-        del cfg  # validation is in-process and bounded; no workers needed
+        # no inner time limit to leave room for: the pool's deadline is the whole per-row budget
+        self.pool = ProcessPool(
+            "cascade.rewards.structured_output:check_json",
+            num_workers=cfg.num_workers,
+            timeout_s=cfg.timeout_s,
+            init="cascade.rewards.structured_output:warm_up",
+        )
 
     def score(self, rows: Sequence[Row]) -> list[RewardResult]:
-        return [score_row(row) for row in rows]
+        results: list[RewardResult | None] = [None] * len(rows)
+        todo, payloads = [], []
+        for i, row in enumerate(rows):
+            prepared = prepare(row)
+            if isinstance(prepared, RewardResult):
+                results[i] = prepared
+            else:
+                todo.append(i)
+                payloads.append(prepared)
+        for i, out in zip(todo, self.pool.map(payloads)):
+            if out.timed_out:
+                results[i] = RewardResult(0.0, {"reason": "timeout", "timeout": True})
+            elif not out.ok:
+                results[i] = error_result(out.error or "validator failed")
+            else:
+                results[i] = RewardResult(float(out.value["reward"]), dict(out.value["info"]))
+        return results  # type: ignore[return-value]
 
     def close(self) -> None:
-        pass
+        self.pool.close()
