@@ -79,7 +79,7 @@ class RolloutCollector:
         self.cfg, self.generator, self.scorer = cfg, generator, scorer
         self.stream, self.encode = stream, encode
         self.gen_tp, self.chunk_groups = gen_tp, chunk_groups
-        self.schedule = ROUND_SCHEDULES[bool(cfg.reward.asynchronous)]
+        self.schedule = ROUND_SCHEDULES[bool(cfg.reward is not None and cfg.reward.asynchronous)]  # MOPD: no reward
         self.step = 0
         self.current = StepRollouts()
 

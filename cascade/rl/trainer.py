@@ -88,16 +88,19 @@ class RLHooks:
         self.stream = PromptStream(load_prompts(cfg.data.train_files), seed=cfg.train.seed,
                                    shuffle=cfg.data.shuffle, filters=cfg.filters,
                                    keep=setup.prompt_fits(self.encode, cfg))
-        reward_cfg = setup.reward_config(cfg.reward, job.uses)
-        self.scorer = build_scorer(reward_cfg)
-        rm = reward_cfg.reward_model
-        self.reward_model = (rm.endpoint or rm.checkpoint) if rm is not None else None
+        self.scorer, self.reward_model = self._scorer(job)
         self.model = build_model(cfg.model, cfg.parallel, cfg.precision,
                                  use_distributed_optimizer=cfg.optim.use_distributed_optimizer)
         self.optimizer = build_optimizer(self.model, cfg.optim, cfg.precision, cfg.parallel)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, cfg.scheduler,
                                          total_steps=cfg.train.steps * cfg.loss.num_minibatches)
         return cfg.train.steps
+
+    def _scorer(self, job: Any) -> tuple[Any, str | None]:
+        """The reward scorer and the reward model it calls (endpoint or checkpoint; None)."""
+        reward_cfg = setup.reward_config(self.cfg.reward, job.uses)
+        rm = reward_cfg.reward_model
+        return build_scorer(reward_cfg), ((rm.endpoint or rm.checkpoint) if rm is not None else None)
 
     def load_fresh(self, ctx: Any) -> None:
         setup.load_init(self.init, self.model, self.optimizer, self.cfg)

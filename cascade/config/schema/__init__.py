@@ -1,6 +1,6 @@
 """Typed config schemas; importing this package registers every stage kind's schema."""
 
-from cascade.config.schema import rl, sft, side  # noqa: F401  (registration side effects)
+from cascade.config.schema import mopd, rl, sft, side  # noqa: F401  (registration side effects)
 from cascade.config.schema.common import (
     ChatMode,
     CheckpointConfig,
@@ -15,9 +15,10 @@ from cascade.config.schema.common import (
     SchedulerConfig,
 )
 from cascade.config.schema.kinds import StageKind, register_stage_schema, schema_for
+from cascade.config.schema.mopd import MOPDStageConfig
 from cascade.config.schema.rl import CodeSwitchPenalty, RewardDomain, RLStageConfig
 from cascade.config.schema.sft import SFTStageConfig
-from cascade.config.schema.side import MOPDStageConfig, RewardModelStageConfig
+from cascade.config.schema.side import RewardModelStageConfig
 
 __all__ = [
     "ChatMode",

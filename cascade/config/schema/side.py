@@ -1,4 +1,5 @@
-"""Schemas of the stage kinds that are not plain SFT/RL: the reward model and MOPD."""
+"""Schemas of the stage kinds that are not plain SFT/RL: the reward model, and the MOPD loss
+(the MOPD stage itself is cascade.config.schema.mopd)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from typing import Literal
 
 from cascade.config.schema.common import EngineSections
 from cascade.config.schema.kinds import StageKind, register_stage_schema
-from cascade.config.schema.rl import RLDataConfig, RolloutConfig
 
 
 @dataclass(frozen=True)
@@ -65,20 +65,3 @@ class MOPDLossConfig:
     is_eps_high: float = 2.0
     # C2 §4.4: L = -E_y[ 1/|V(y)| Σ_{t∈V(y)} ... ], i.e. per-sequence mean, then mean over sequences
     aggregation: Literal["token", "sequence"] = "sequence"
-
-
-@dataclass(frozen=True)
-class MOPDTrainConfig:
-    steps: int = 52  # C2 Table 8
-    micro_batch_size: int = 1
-    seed: int = 1234
-
-
-@register_stage_schema(StageKind.MOPD)
-@dataclass(frozen=True, kw_only=True)
-class MOPDStageConfig(EngineSections):
-    kind: StageKind = StageKind.MOPD
-    rollout: RolloutConfig = field(default_factory=RolloutConfig)
-    loss: MOPDLossConfig = field(default_factory=MOPDLossConfig)
-    data: RLDataConfig = field(default_factory=RLDataConfig)
-    train: MOPDTrainConfig = field(default_factory=MOPDTrainConfig)
