@@ -228,3 +228,29 @@ def test_standalone_stage_dirs_parse() -> None:
     assert parse_stage_dirs(["sft=/runs/01_sft", "if_rl=/r/02"]) == {"sft": Path("/runs/01_sft"), "if_rl": Path("/r/02")}
     with pytest.raises(SystemExit, match="NAME=DIR"):
         parse_stage_dirs(["sft"])
+
+
+def test_the_cascade_hands_the_compared_stages_output_dirs_through_uses(tmp_path: Path) -> None:
+    from cascade.stages import check_stage_configs, load_cascade
+
+    (tmp_path / "sft.yaml").write_text(f"defaults: [{MODEL}]\nkind: sft\n")
+    (tmp_path / "if_rl.yaml").write_text(f"defaults: [{MODEL}]\nkind: rl\nreward: {{domain: instruction}}\n")
+    stage(tmp_path, "mopd:\n  teachers:\n    instruction: {best_of: [sft, if_rl], benchmarks: [ifeval]}\n")
+    (tmp_path / "cascade.yaml").write_text(
+        f"name: t\nrun_dir: {tmp_path / 'run'}\ninit_path: {tmp_path}\nstages:\n"
+        "  - {name: sft, kind: sft, config: sft.yaml}\n"
+        "  - {name: if_rl, kind: rl, config: if_rl.yaml}\n"
+        "  - {name: mopd, kind: mopd, config: mopd.yaml, uses: {sft: sft, if_rl: if_rl}}\n")
+    plan = load_cascade(tmp_path / "cascade.yaml")
+    cfg = check_stage_configs(plan)[-1]
+    mopd = plan.stage("mopd")
+    assert mopd.uses == {"sft": tmp_path / "run" / "01_sft", "if_rl": tmp_path / "run" / "02_if_rl"}
+    assert set(mopd.depends_on) == {"if_rl", "sft"}  # the launcher waits for both to be COMPLETE
+    stage_dir(tmp_path / "run", "01_sft", None)
+    stage_dir(tmp_path / "run", "02_if_rl", None)
+    for name, d, score in (("sft", "01_sft", 60.0), ("if_rl", "02_if_rl", 75.0)):
+        f = eval_file(tmp_path / "run" / d, name)
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps({"stage": name, "benchmarks": {"ifeval": {"score": score}}}))
+    choice = select_teachers(cfg.mopd.teachers, mopd.uses)[IF]
+    assert choice.stage == "if_rl" and choice.init.path == tmp_path / "run" / "02_if_rl" / "hf"
