@@ -104,6 +104,19 @@ class CascadePlan:
         """Where this cascade's generated stage scripts live (one directory per cascade)."""
         return self.stages[0].launcher.parent
 
+    @property
+    def run_order(self) -> tuple[ResolvedStage, ...]:
+        """The stages one after another as a single machine runs them: each after every stage it
+        depends on, otherwise in listed order (side stages first where nothing holds them back)."""
+        done: set[str] = set()
+        pending, ordered = list(self.stages), []
+        while pending:
+            ready = next(s for s in pending if set(s.depends_on) <= done)  # the graph is acyclic
+            pending.remove(ready)
+            ordered.append(ready)
+            done.add(ready.name)
+        return tuple(ordered)
+
     def stage(self, name: str) -> ResolvedStage:
         for s in self.stages:
             if s.name == name:
@@ -210,13 +223,14 @@ def resolve_cascade(spec: CascadeSpec, source: Path) -> CascadePlan:
         if name not in side_names:
             chain_index += 1
         numbers[name] = 0 if name in side_names else chain_index
+    for name in order:  # every output first: a side stage may start from a chain stage
+        default_out = run_dir / (f"side_{name}" if numbers[name] == 0 else f"{numbers[name]:02d}_{name}")
+        outputs[name] = _absolute(entries[name].output_dir) if entries[name].output_dir else default_out
     resolved: list[ResolvedStage] = []
     for name in sorted(order, key=lambda n: (n not in side_names, order.index(n))):
         entry = entries[name]
         index = numbers[name]
-        default_out = run_dir / (f"side_{name}" if index == 0 else f"{index:02d}_{name}")
-        out = _absolute(entry.output_dir) if entry.output_dir else default_out
-        outputs[name] = out
+        out = outputs[name]
         upstream = init_stage[name]
         init_from = str(outputs[upstream]) if upstream else str(_absolute(entry.init_path or spec.init_path))
         config = (source.parent / entry.config).resolve()

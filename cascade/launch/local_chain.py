@@ -39,12 +39,13 @@ def run_stage_locally(plan: CascadePlan, stage: ResolvedStage, overrides: list[s
 
 
 def run_local_cascade(cascade: str | Path, overrides: list[str] | None = None) -> int:
-    """Every stage in order (side stages first); stop at the first failure with its exit code."""
+    """Every stage, each after those it depends on (`CascadePlan.run_order`); stop at the first
+    failure with its exit code."""
     plan = load_cascade(cascade)
     if problem := missing_launchers(plan):
         print(f"ERROR: {problem}", file=sys.stderr)
         return 2
-    stages = list(plan.stages)
+    stages = list(plan.run_order)
     total = len(stages)
     started = time.monotonic()
     durations: list[tuple[str, str, float]] = []

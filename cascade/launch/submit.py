@@ -73,13 +73,7 @@ def _needed(plan: CascadePlan, from_stage: str | None) -> list[str]:
                 if dep in side and dep not in wanted:
                     wanted.add(dep)
                     frontier.append(dep)
-    order: list[str] = []
-    pending = [s for s in plan.stages if s.name in wanted]
-    while pending:  # plan order, but never before a dependency
-        ready = next(s for s in pending if all(d in order or d not in wanted for d in s.depends_on))
-        order.append(ready.name)
-        pending.remove(ready)
-    return order
+    return [s.name for s in plan.run_order if s.name in wanted]  # never before a dependency
 
 
 def plan_submissions(plan: CascadePlan, from_stage: str | None = None,

@@ -6,7 +6,7 @@
 #
 # Cascade nemo_configs/nano3_30b_a3b/cascade.yaml (nemotron_cascade2_30b_a3b), stage side `rlhf_teacher` (kind rl)
 #   config nemo_configs/nano3_30b_a3b/rlhf_teacher.yaml
-#   starts from the base model (init_path) (resolved from the stage graph at run time)
+#   starts from output of stage sft (resolved from the stage graph at run time)
 #   job shape --nodes=8 --ntasks-per-node=8 --gpus-per-node=8 --time=04:00:00 --signal=B:USR1@600
 #
 #   sbatch launchers/nano3_30b_a3b/side_rlhf_teacher.sh [key=value ...]        # from the repo root

@@ -63,6 +63,27 @@ def test_side_stage_output_reaches_its_users(tmp_path: Path) -> None:
     assert [s.name for s in plan.chain] == ["a", "b"]
 
 
+def test_side_stage_can_start_from_a_chain_stage_and_runs_after_it(tmp_path: Path) -> None:
+    """Cascade-2's RLHF teacher branch: a side stage trained from SFT, used by a later chain stage."""
+    from cascade.launch.submit import _needed
+
+    plan = load_cascade(
+        cascade(
+            tmp_path,
+            f"  - {{name: a, kind: sft, config: {TINY_SFT}}}\n"
+            f"  - {{name: b, kind: rl, config: {TINY_RL}}}\n"
+            f"  - {{name: c, kind: rl, config: {TINY_RL}, uses: {{teacher: t}}}}\n",
+            side=f"  - {{name: t, kind: rl, config: {TINY_RL}, init_from_stage: a}}\n",
+        )
+    )
+    t, a = plan.stage("t"), plan.stage("a")
+    assert t.side and t.init_from == str(a.output_dir) and t.depends_on == ("a",)
+    assert [s.name for s in plan.stages] == ["t", "a", "b", "c"]  # listing: side stages first
+    assert [s.name for s in plan.run_order] == ["a", "t", "b", "c"]  # run-local: never before SFT
+    assert _needed(plan, None) == ["a", "t", "b", "c"]  # sbatch order: afterok ids exist when needed
+    assert _needed(plan, "c") == ["t", "c"]
+
+
 def test_explicit_init_from_stage_branches_from_an_earlier_stage(tmp_path: Path) -> None:
     plan = load_cascade(
         cascade(
