@@ -13,10 +13,17 @@ from collections.abc import Callable
 
 from cascade.config.schema.rl import RewardConfig, RewardDomain
 from cascade.rewards.code_switch import CodeSwitchScorer
-from cascade.rewards.result import DomainScorer, RewardResult, Row, error_result, require_fields
+from cascade.rewards.result import (
+    DomainScorer,
+    RewardResult,
+    Row,
+    error_result,
+    require_fields,
+    require_text_response,
+)
 
 __all__ = ["DomainScorer", "RewardResult", "Row", "build_scorer", "error_result", "register_reward",
-           "registered_domains", "require_fields"]
+           "registered_domains", "require_fields", "require_text_response"]
 
 log = logging.getLogger(__name__)
 

@@ -37,3 +37,11 @@ def require_fields(row: Row, names: Sequence[str]) -> str | None:
         return f"row is {type(row).__name__}, not an object"
     missing = [n for n in names if n not in row or row[n] is None]
     return f"missing field(s): {', '.join(missing)}" if missing else None
+
+
+def require_text_response(row: Row, names: Sequence[str]) -> str | None:
+    """`require_fields`, then that `response` is text (a policy's output always is; a row is data)."""
+    err = require_fields(row, names)
+    if err is None and not isinstance(row["response"], str):
+        err = f"response is {type(row['response']).__name__}, not a string"
+    return err

@@ -29,7 +29,7 @@ from typing import Any
 
 from cascade.config.schema.rl import RewardConfig, RewardDomain
 from cascade.rewards.pool import ProcessPool
-from cascade.rewards.registry import RewardResult, Row, error_result, register_reward, require_fields
+from cascade.rewards.registry import RewardResult, Row, error_result, register_reward, require_text_response
 from cascade.rewards.text import split_thinking
 
 FIELDS = ("response", "schema")
@@ -145,11 +145,9 @@ def checked_schema(schema_field: Any) -> dict | bool:
 def prepare(row: Row) -> RewardResult | dict[str, Any]:
     """The in-process, bounded part of scoring one row: a final result (missing field, bad schema,
     unfinished thinking, oversized or over-deep answer), else the worker payload `{"answer", "schema"}`."""
-    err = require_fields(row, FIELDS)
+    err = require_text_response(row, FIELDS)
     if err:
         return error_result(err)
-    if not isinstance(row["response"], str):
-        return error_result(f"response is {type(row['response']).__name__}, not a string")
     try:
         schema = checked_schema(row["schema"])
     except (ValueError, RecursionError, TypeError) as e:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cascade.config.schema.rl import RewardConfig, RewardDomain
-from cascade.rewards.registry import RewardResult, Row, error_result, register_reward, require_fields
+from cascade.rewards.registry import RewardResult, Row, error_result, register_reward, require_text_response
 from cascade.rewards.structured_output import Unparsable, load_bounded
 from cascade.rewards.tool_calling.parse import CallSyntaxError, parse_calls
 from cascade.rewards.tool_calling.workplace import TABLES, StateError, ToolError, apply_call, normalize_state
@@ -29,11 +29,9 @@ def _state(row: Row, name: str) -> Any:
 
 def score_row(row: Row, max_calls: int = MAX_CALLS) -> RewardResult:
     """One `{"response", "initial_state", "expected_state"}` row."""
-    err = require_fields(row, FIELDS)
+    err = require_text_response(row, FIELDS)
     if err:
         return error_result(err)
-    if not isinstance(row["response"], str):
-        return error_result(f"response is {type(row['response']).__name__}, not a string")
     try:
         state, expected = _state(row, "initial_state"), _state(row, "expected_state")
     except (Unparsable, StateError) as e:
