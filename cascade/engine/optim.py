@@ -5,7 +5,8 @@ Megatron's ``finalize_model_grads`` (DP reduction, tied-embedding sync, per-toke
 normalisation) and the loss scaler; forgetting that silently trains each DP rank on its own.
 The schedule counts optimizer steps (not samples), with Megatron's convention: the k-th update
 uses lr(k-1), so the first update uses ``warmup_start_lr``; linear warm-up to ``optim.lr`` at
-``warmup_steps``, then cosine/linear decay to ``min_lr`` at ``total_steps`` (or constant).
+``warmup_steps``, then cosine/linear decay to ``min_lr`` at ``scheduler.decay_steps`` (default
+``total_steps``; a longer horizon stops the decay part-way, as C1 Table 14 does), or constant.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ def build_scheduler(
         raise ValueError(f"total_steps must be >= 1, got {total_steps}")
     if scheduler.warmup_start_lr > optim.lr:
         raise ValueError("scheduler.warmup_start_lr must not exceed optim.lr")
-    decay_steps = max(total_steps, scheduler.warmup_steps + 1)
+    # the decay's horizon: scheduler.decay_steps when set (C1 Table 14: 100K), else the stage's steps
+    decay_steps = max(scheduler.decay_steps or total_steps, scheduler.warmup_steps + 1)
     return OptimizerParamScheduler(
         optimizer,
         init_lr=scheduler.warmup_start_lr,

@@ -1,7 +1,8 @@
 """SFT hooks: one stage of multi-stage SFT (C1 §3.2) on the Megatron-Core engine.
 
-Global batch of packed rows, AdamW with decoupled weight decay, cosine LR over ``train.steps``
-optimizer steps (0: as many as ``data.epochs`` passes give), held-out loss at the start, every
+Global batch of packed rows, AdamW with decoupled weight decay, cosine LR over ``scheduler.decay_steps``
+(C1 Table 14: 100K; default ``train.steps``) while training runs ``train.steps`` optimizer steps (0: as
+many as ``data.epochs`` passes give), held-out loss at the start, every
 ``train.eval_interval`` steps and at the end. The data position is the step (``sft.data``).
 The loop, resume, preemption and outputs are the stage runtime's (``run_training_stage``).
 """

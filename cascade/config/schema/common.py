@@ -159,6 +159,15 @@ class SchedulerConfig:
     type: Literal["cosine", "constant", "linear"] = "constant"
     warmup_steps: int = 0
     warmup_start_lr: float = 0.0
+    # The decay's horizon in optimizer steps; 0: the stage's step count. C1 Table 14 decays over
+    # "Max Steps" 100K while SFT runs 20K-41K steps, so its LR never reaches min_lr.
+    decay_steps: int = 0
+
+    def __post_init__(self) -> None:
+        if self.warmup_steps < 0 or self.decay_steps < 0:
+            raise ValueError("warmup_steps and decay_steps must be >= 0")
+        if self.decay_steps and self.decay_steps <= self.warmup_steps:
+            raise ValueError(f"decay_steps={self.decay_steps} must exceed warmup_steps={self.warmup_steps}")
 
 
 @dataclass(frozen=True)

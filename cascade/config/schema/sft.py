@@ -35,7 +35,7 @@ class SFTDataConfig:
 class SFTTrainConfig:
     global_batch_size: int = 256
     micro_batch_size: int = 1
-    steps: int = 1  # optimizer steps (the LR schedule's horizon); 0: as many as data.epochs give
+    steps: int = 1  # optimizer steps (the LR horizon unless scheduler.decay_steps); 0: as data.epochs give
     seed: int = 1234
     eval_interval: int = 0  # 0: evaluate held-out loss only at the end
     eval_at_start: bool = True  # held-out loss before the first step (logged as step 0)
