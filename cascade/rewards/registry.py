@@ -7,6 +7,7 @@ cannot stop an RL step or a CLI run.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from cascade.rewards.result import (
     require_fields,
     require_text_response,
 )
+from cascade.rewards.routing import RoutedScorer
 
 __all__ = ["DomainScorer", "RewardResult", "Row", "build_scorer", "error_result", "register_reward",
            "registered_domains", "require_fields", "require_text_response"]
@@ -69,13 +71,28 @@ def registered_domains() -> list[RewardDomain]:
     return sorted(_REGISTRY, key=lambda d: d.value)
 
 
-def build_scorer(cfg: RewardConfig) -> DomainScorer:
-    """The scorer for `cfg.domain`, wrapped with the stage's code-switching penalty."""
-    _load_builtins()
+def _domain_scorer(cfg: RewardConfig, domain: RewardDomain) -> DomainScorer:
     try:
-        factory = _REGISTRY[RewardDomain(cfg.domain)]
+        factory = _REGISTRY[domain]
     except KeyError:
         known = ", ".join(d.value for d in _REGISTRY)
-        raise ValueError(f"no reward registered for domain {cfg.domain!r} (known: {known})") from None
-    return CodeSwitchScorer(factory(cfg), cfg.code_switch)
+        raise ValueError(f"no reward registered for domain {domain.value!r} (known: {known})") from None
+    return factory(dataclasses.replace(cfg, domain=domain, domains=[]))
 
+
+def build_scorer(cfg: RewardConfig) -> DomainScorer:
+    """The scorer for `cfg.domain` (or, for `cfg.domains`, one per domain with each row routed to
+    its record's), wrapped with the stage's code-switching penalty (applied over the whole batch,
+    so RLHF's batch minimum spans every domain)."""
+    _load_builtins()
+    if cfg.domain is not None:
+        return CodeSwitchScorer(_domain_scorer(cfg, RewardDomain(cfg.domain)), cfg.code_switch)
+    scorers: dict[RewardDomain, DomainScorer] = {}
+    try:
+        for domain in cfg.scored_domains:
+            scorers[domain] = _domain_scorer(cfg, domain)
+    except BaseException:
+        for built in scorers.values():
+            built.close()
+        raise
+    return CodeSwitchScorer(RoutedScorer(scorers), cfg.code_switch)

@@ -54,6 +54,7 @@ class Group:
     rewards: list[float] = field(default_factory=list)
     valid: list[bool] = field(default_factory=list)
     errors: int = 0  # rollouts the scorer could not score (reward 0, info.error)
+    unsolved_masked: bool = False  # filters.mask_unsolved_below: no rollout beat the bar, no loss
 
 
 @dataclass
@@ -139,6 +140,12 @@ class RolloutCollector:
         over = apply_overlong(raw, truncated, self.cfg.filters.overlong_filtering)
         empty = torch.tensor([[len(s.token_ids) == 0 for s in g.samples] for g in groups], dtype=torch.bool)
         valid = over.valid & ~empty  # nothing sampled (prompt filled the context): no loss, no stats
+        bar = self.cfg.filters.mask_unsolved_below
+        if bar is not None:  # C2 agentless SWE RL: a prompt no rollout solved trains nothing
+            unsolved = raw.max(dim=1).values <= bar
+            valid = valid & ~unsolved[:, None]
+            for g, u in zip(groups, unsolved.tolist()):
+                g.unsolved_masked = u
         for g, r, v in zip(groups, over.rewards.tolist(), valid.tolist()):
             g.rewards, g.valid = r, v
         self.stream.record_rewards([g.record.id for g in groups for _ in g.samples],

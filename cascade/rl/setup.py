@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +40,29 @@ def reward_model_dir(uses: Mapping[str, Path]) -> Path | None:
 def reward_config(cfg: RewardConfig, uses: Mapping[str, Path]) -> RewardConfig:
     """``cfg`` with the reward model filled in from the stage graph when the domain needs one and
     the YAML names neither an endpoint nor a checkpoint."""
-    if RewardDomain(cfg.domain) not in RM_DOMAINS:
+    needs_rm = [d for d in cfg.scored_domains if d in RM_DOMAINS]
+    if not needs_rm:
         return cfg
     rm = cfg.reward_model
     if rm is not None and (rm.endpoint or rm.checkpoint):
         return cfg
     found = reward_model_dir(uses)
     if found is None:
-        raise ValueError(f"reward domain {RewardDomain(cfg.domain).value!r} needs a reward model: set "
+        raise ValueError(f"reward domain {needs_rm[0].value!r} needs a reward model: set "
                          "reward.reward_model.{endpoint|checkpoint} or give the stage `uses: {reward_model: ...}`")
     return dataclasses.replace(cfg, reward_model=ServedModelConfig(checkpoint=str(found), name=found.name))
+
+
+def check_routed_domains(cfg: RewardConfig, records: Sequence[RLRecord]) -> None:
+    """A multi-domain stage (``reward.domains``) must score every prompt it trains on: refuse a
+    prompt of an unlisted domain at start, not as a silent zero reward at every step."""
+    if cfg.domain is not None:
+        return  # one scorer for every row (e.g. instruction_rm scores `instruction` records)
+    listed = set(cfg.scored_domains)
+    for r in records:
+        if RewardDomain(r.domain) not in listed:
+            raise ValueError(f"prompt {r.id!r} has domain {RewardDomain(r.domain).value!r}, which reward.domains "
+                             f"({cfg.label}) does not list")
 
 
 def stage_modes(mode: ChatMode | str) -> tuple[ChatMode, ...]:

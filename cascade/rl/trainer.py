@@ -88,6 +88,8 @@ class RLHooks:
         self.stream = PromptStream(load_prompts(cfg.data.train_files), seed=cfg.train.seed,
                                    shuffle=cfg.data.shuffle, filters=cfg.filters,
                                    keep=setup.prompt_fits(self.encode, cfg))
+        if cfg.reward is not None:  # MOPD scores nothing
+            setup.check_routed_domains(cfg.reward, self.stream.records)
         self.scorer, self.reward_model = self._scorer(job)
         self.model = build_model(cfg.model, cfg.parallel, cfg.precision,
                                  use_distributed_optimizer=cfg.optim.use_distributed_optimizer)
@@ -133,7 +135,7 @@ class RLHooks:
     def describe(self) -> str:
         cfg = self.cfg
         return (f"{len(self.stream.records)} prompts; {cfg.rollout.prompts_per_step} x "
-                f"{cfg.rollout.num_generations} rollouts per step; reward {cfg.reward.domain.value}"
+                f"{cfg.rollout.num_generations} rollouts per step; reward {cfg.reward.label}"
                 f"{f' ({self.reward_model})' if self.reward_model else ''}; generator backend={cfg.rollout.backend}; "
                 f"data {self.stream.state_dict()}")
 
@@ -148,7 +150,7 @@ class RLHooks:
 
     def manifest_extra(self) -> dict[str, Any]:
         cfg = self.cfg
-        return {"prompts": len(self.stream.records), "reward_domain": cfg.reward.domain.value,
+        return {"prompts": len(self.stream.records), "reward_domain": cfg.reward.label,
                 "reward_model": self.reward_model, "rollout_backend": cfg.rollout.backend}
 
     # ---- one step -----------------------------------------------------------------------------
@@ -280,6 +282,8 @@ class RLHooks:
         extra["filter/groups_kept"] = float(len(fill.groups))
         extra["filter/batch_filled"] = float(fill.filled)
         extra["filter/rollouts_skipped"] = float((~fill.valid).sum()) if fill.groups else 0.0
+        if self.cfg.filters.mask_unsolved_below is not None:
+            extra["filter/groups_unsolved_masked"] = float(sum(g.unsolved_masked for g in fill.groups))
         extra["data/epoch"] = float(self.stream.epoch)
         extra.update(self.stream.pop_epoch_stats())
         return step_metrics(rewards=raw, response_lengths=lengths, truncated=truncated, domains=domains,

@@ -285,3 +285,41 @@ def test_truncated_rollouts_zeroed_skipped_or_scored_by_the_rm() -> None:
     assert skip.rewards.tolist() == [[1.0, 1.0]] and skip.valid.tolist() == [[False, True]]
     scored = _collector(False, [rm])._finish([_truncated_group(rm, [-2.5, 0.5])])  # C1 §4.3: RM judges it
     assert scored.rewards.tolist() == [[-2.5, 0.5]] and scored.valid.tolist() == [[True, True]]
+
+
+# ----------------------------------------------------------------------------- C2 SWE RL: unsolved prompts
+def _masking_collector(bar: float | None, records: list) -> Any:
+    from dataclasses import replace
+
+    base = _collector(False, records)
+    base.cfg = replace(base.cfg, filters=FilterConfig(mask_unsolved_below=bar))
+    return base
+
+
+def _two_sample_group(record: Any, key: str, rewards: list[float]) -> Group:
+    return Group(key, record, ChatMode.INSTRUCT, (9,), (_sample([1]), _sample([2])), raw_rewards=list(rewards))
+
+
+def test_prompts_no_rollout_solved_above_the_bar_train_nothing() -> None:
+    rec = keyword_records(1)[0]
+    groups = [_two_sample_group(rec, "1.0.0", [0.5, 0.2]), _two_sample_group(rec, "1.0.1", [0.51, 0.0]),
+              _two_sample_group(rec, "1.0.2", [0.0, 0.0])]
+    masked = _masking_collector(0.5, [rec])._finish(groups)
+    assert masked.valid.tolist() == [[False, False], [True, True], [False, False]]  # "exceeds 0.5": 0.5 is not enough
+    assert [g.unsolved_masked for g in groups] == [True, False, True]
+    assert torch.allclose(masked.rewards, torch.tensor([[0.5, 0.2], [0.51, 0.0], [0.0, 0.0]]))  # rewards kept for metrics
+    plain = _masking_collector(None, [rec])._finish([_two_sample_group(rec, "1.0.0", [0.5, 0.2])])
+    assert plain.valid.tolist() == [[True, True]]
+
+
+def test_multi_domain_stage_refuses_prompts_of_unlisted_domains() -> None:
+    from dataclasses import replace
+
+    from cascade.rl.setup import check_routed_domains
+
+    rec = keyword_records(1)[0]
+    listed = RewardConfig(domains=[RewardDomain.INSTRUCTION, RewardDomain.MATH])
+    check_routed_domains(listed, [rec])  # instruction is listed
+    check_routed_domains(RewardConfig(domain=RewardDomain.INSTRUCTION_RM), [rec])  # one scorer scores every row
+    with pytest.raises(ValueError, match="prompt 'kw-0' has domain 'instruction'.*math\\+code"):
+        check_routed_domains(replace(listed, domains=[RewardDomain.MATH, RewardDomain.CODE]), [rec])

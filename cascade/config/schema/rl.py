@@ -90,6 +90,13 @@ class FilterConfig:
     max_refill_rounds: int = 3
     overlong_filtering: bool = False  # True: truncated rollouts are skipped; False: reward 0
     epoch_pass_rate: EpochPassRateFilter | None = None
+    # C2 agentless SWE RL: a prompt none of whose rollouts earns more than this contributes no loss
+    # (its group stays in the step's metrics). None: every group trains.
+    mask_unsolved_below: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_refill_rounds < 0:
+            raise ValueError("filters.max_refill_rounds must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -154,7 +161,11 @@ class GenRMConfig:
 
 @dataclass(frozen=True)
 class RewardConfig:
-    domain: RewardDomain
+    """How a stage's rollouts are scored: one ``domain`` for every row, or, for a multi-domain
+    stage, ``domains``: each row goes to the scorer of its own record's domain (which must be listed)."""
+
+    domain: RewardDomain | None = None
+    domains: list[RewardDomain] = field(default_factory=list)
     code_switch: CodeSwitchPenalty = CodeSwitchPenalty.OFF
     timeout_s: float = 10.0  # per sample: one math check, one program's tests, one judge call
     num_workers: int = 0  # 0 = one per core
@@ -163,6 +174,23 @@ class RewardConfig:
     judge: ServedModelConfig | None = None  # swe, long_context_qa (timeout: timeout_s per call)
     sandbox: CodeSandboxConfig = field(default_factory=CodeSandboxConfig)
     genrm: GenRMConfig = field(default_factory=GenRMConfig)
+
+    def __post_init__(self) -> None:
+        if (self.domain is None) == (not self.domains):
+            raise ValueError("reward needs exactly one of `domain` (every row) or `domains: [...]` "
+                             "(multi-domain: each row scored by its record's domain)")
+        if len(set(self.domains)) != len(self.domains):
+            raise ValueError(f"reward.domains lists a domain twice: {[RewardDomain(d).value for d in self.domains]}")
+
+    @property
+    def scored_domains(self) -> tuple[RewardDomain, ...]:
+        """The domains this stage scores (one for a single-domain stage)."""
+        return (RewardDomain(self.domain),) if self.domain is not None else tuple(RewardDomain(d) for d in self.domains)
+
+    @property
+    def label(self) -> str:
+        """For logs and the manifest: ``math``, or ``stem_mcqa+tool_calling+...``."""
+        return "+".join(d.value for d in self.scored_domains)
 
 
 @dataclass(frozen=True)
