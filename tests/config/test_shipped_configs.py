@@ -33,7 +33,7 @@ def test_every_stage_yaml_belongs_to_a_cascade() -> None:
 
 C1_8B_ORDER = [
     "sft_16k", "sft_32k", "rlhf", "if_rl_1", "if_rl_2",
-    "math_rl_24k", "math_rl_32k", "math_rl_40k", "code_rl", "swe_rl_16k", "swe_rl_24k",
+    "math_rl_24k", "math_rl_32k", "math_rl_40k", "code_rl_44k", "code_rl_48k", "swe_rl_16k", "swe_rl_24k",
 ]
 C1_14B_ORDER = [
     "sft_16k", "sft_32k", "rlhf", "if_rl_1", "if_rl_2", "math_rl_28k", "math_rl_40k", "code_rl", "swe_rl",

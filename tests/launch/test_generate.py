@@ -75,7 +75,7 @@ def test_sbatch_headers_carry_the_own_cascades_job_shape(expected: dict) -> None
 
 
 def test_same_stage_name_in_two_cascades_gets_two_scripts_with_their_own_shapes(expected: dict) -> None:
-    b8 = expected[LAUNCHERS / "qwen3_8b" / "stage_09_code_rl.sh"]
+    b8 = expected[LAUNCHERS / "qwen3_8b" / "stage_09_code_rl_44k.sh"]
     b14 = expected[LAUNCHERS / "qwen3_14b" / "stage_08_code_rl.sh"]
     toy = expected[LAUNCHERS / "tiny" / "stage_05_code_rl.sh"]
     assert "OWN_CASCADE=nemo_configs/qwen3_14b/cascade.yaml" in b14 and "qwen3_8b" not in b14

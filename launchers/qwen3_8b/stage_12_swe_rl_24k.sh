@@ -4,21 +4,21 @@
 # cascade/launch/templates/stage.sh, then regenerate (tests/launch/test_generate.py fails while a
 # committed script differs).
 #
-# Cascade nemo_configs/qwen3_8b/cascade.yaml (nemotron_cascade_8b), stage 11 `swe_rl_24k` (kind rl)
+# Cascade nemo_configs/qwen3_8b/cascade.yaml (nemotron_cascade_8b), stage 12 `swe_rl_24k` (kind rl)
 #   config nemo_configs/qwen3_8b/swe_rl_24k.yaml
 #   starts from output of stage swe_rl_16k (resolved from the stage graph at run time)
 #   job shape --nodes=8 --ntasks-per-node=8 --gpus-per-node=8 --time=04:00:00 --signal=B:USR1@600
 #
-#   sbatch launchers/qwen3_8b/stage_11_swe_rl_24k.sh [key=value ...]        # from the repo root
-#   bash launchers/qwen3_8b/stage_11_swe_rl_24k.sh [key=value ...]          # no Slurm: torchrun on this machine
-#   CASCADE_DRY_RUN=1 bash launchers/qwen3_8b/stage_11_swe_rl_24k.sh        # print the cascade, job shape and command; run nothing
+#   sbatch launchers/qwen3_8b/stage_12_swe_rl_24k.sh [key=value ...]        # from the repo root
+#   bash launchers/qwen3_8b/stage_12_swe_rl_24k.sh [key=value ...]          # no Slurm: torchrun on this machine
+#   CASCADE_DRY_RUN=1 bash launchers/qwen3_8b/stage_12_swe_rl_24k.sh        # print the cascade, job shape and command; run nothing
 #
 # key=value overrides apply to the stage config. This script runs only its own cascade; another
 # cascade has its own scripts (python -m cascade.launch generate --cascade THAT.yaml). Environment:
 # CASCADE_ROOT (repo checkout; default: the submit dir), CASCADE_PYTHON, CASCADE_SITE_ENV (a file
 # to source first: modules, caches), CONTAINER_IMAGE / CONTAINER_MOUNTS (pyxis/enroot), NPROC
 # (processes of a local run). Partition/account: SBATCH_PARTITION / SBATCH_ACCOUNT.
-#SBATCH --job-name=nemotron_cascade_8b.11_swe_rl_24k
+#SBATCH --job-name=nemotron_cascade_8b.12_swe_rl_24k
 #SBATCH --nodes=8
 #SBATCH --ntasks-per-node=8
 #SBATCH --gpus-per-node=8
@@ -30,7 +30,7 @@
 set -euo pipefail
 STAGE=swe_rl_24k
 OWN_CASCADE=nemo_configs/qwen3_8b/cascade.yaml
-LAUNCHER=launchers/qwen3_8b/stage_11_swe_rl_24k.sh
+LAUNCHER=launchers/qwen3_8b/stage_12_swe_rl_24k.sh
 NODES=8 TASKS_PER_NODE=8 GPUS_PER_NODE=8 WALLTIME=04:00:00
 REQUEUE_EXIT_CODE=75   # cascade/runtime/preemption.py: saved, please requeue
 DRY=${CASCADE_DRY_RUN:-}; [ "$DRY" = 0 ] && DRY=""
