@@ -3,6 +3,9 @@
     python -m cascade plan CASCADE_YAML [--json] [--include-side] [key=value ...]
     python -m cascade config show STAGE_YAML [key=value ...]
     python -m cascade config check [YAML_OR_DIR ...]
+
+key=value overrides may stand anywhere on the line; a mistake is one line on stderr and exit
+code 2 (add --debug for the traceback).
 """
 
 from __future__ import annotations
@@ -14,14 +17,16 @@ from pathlib import Path
 
 import yaml
 
-from cascade.config import ConfigError, load_stage_config, to_dict
+from cascade.config import load_stage_config, to_dict
+from cascade.config.cli import parse_with_overrides, run_cli
 from cascade.config_check import check_paths
-from cascade.stages import REPO_ROOT, check_stage_configs, load_cascade
+from cascade.launch.overrides import check_stage_overrides, load_with_overrides
+from cascade.stages import REPO_ROOT
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    plan = load_cascade(args.cascade, args.overrides)
-    check_stage_configs(plan)
+    plan, routed = load_with_overrides(args.cascade, args.overrides)  # run_dir=, STAGE.key=, key=
+    check_stage_overrides(plan, routed)
     stages = plan.stages if args.include_side else plan.chain
     if args.json:
         print(json.dumps([s.to_json() for s in stages], indent=2))
@@ -64,11 +69,11 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cascade", description=__doc__.split("\n")[0])
+    parser.epilog = "key=value overrides (of the cascade or stage YAML) may stand anywhere; --debug: tracebacks"
     sub = parser.add_subparsers(dest="command", required=True)
 
     plan = sub.add_parser("plan", help="print the resolved stage list of a cascade")
     plan.add_argument("cascade", help="cascade YAML, e.g. nemo_configs/qwen3_8b/cascade.yaml")
-    plan.add_argument("overrides", nargs="*", help="key=value overrides of the cascade YAML")
     plan.add_argument("--json", action="store_true", help="machine-readable stage list")
     plan.add_argument("--include-side", action="store_true", help="also list side stages (reward models)")
     plan.set_defaults(func=_cmd_plan)
@@ -77,7 +82,6 @@ def build_parser() -> argparse.ArgumentParser:
     config_sub = config.add_subparsers(dest="config_command", required=True)
     show = config_sub.add_parser("show", help="print a stage config after inheritance and overrides")
     show.add_argument("file")
-    show.add_argument("overrides", nargs="*")
     show.set_defaults(func=_cmd_config_show)
     check = config_sub.add_parser("check", help="validate YAML files (default: all of nemo_configs/)")
     check.add_argument("paths", nargs="*")
@@ -85,13 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _main(argv: list[str]) -> int:
+    args = parse_with_overrides(build_parser(), argv)
+    if args.overrides and args.command == "config" and args.config_command == "check":
+        build_parser().error(f"config check takes paths, not overrides: {args.overrides}")
+    return args.func(args)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
+    return run_cli(_main, argv, prog="python -m cascade")
 
 
 if __name__ == "__main__":

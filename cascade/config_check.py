@@ -1,5 +1,6 @@
-"""Validate every shipped YAML by what it is: a cascade, a stage config, or a partial (a file
-only inherited through `defaults:`), whose keys must still exist in some stage schema."""
+"""Validate every shipped YAML by what it is: a cascade, a stage config (its own `kind:` or one it
+inherits through `defaults:`), or a partial (a file only inherited through `defaults:`), whose
+keys must still exist in some stage schema. Every problem is one line naming the file."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from cascade.config.errors import ConfigError
 from cascade.config.loader import load_raw
@@ -24,11 +23,9 @@ class CheckReport:
 
 
 def classify(path: Path) -> str:
-    """'cascade', 'stage' or 'partial', from the file's own top-level keys."""
-    with open(path) as f:
-        data = yaml.safe_load(f) or {}
-    if not isinstance(data, dict):
-        return "partial"
+    """'cascade', 'stage' or 'partial', from the keys after `defaults:` are merged (a stage that
+    inherits its `kind:` is a stage, validated in full). A YAML error is a ConfigError."""
+    data = load_raw(path).data
     if "stages" in data:
         return "cascade"
     if "kind" in data:
@@ -94,12 +91,20 @@ def check_paths(paths: list[Path]) -> CheckReport:
     report = CheckReport()
     files: list[Path] = []
     for p in paths:
-        files.extend(sorted(p.rglob("*.yaml")) if p.is_dir() else [p])
+        if not p.exists():
+            report.errors.append(f"{p}: no such file or directory")
+        elif p.is_dir():
+            found = sorted([*p.rglob("*.yaml"), *p.rglob("*.yml")])
+            files.extend(found)
+            if not found:
+                report.errors.append(f"{p}: no *.yaml files in this directory")
+        else:
+            files.append(p)
     for f in files:
         try:
             what = check_file(f)
             report.ok += 1
             report.lines.append(f"ok  {what:8s} {f}")
         except ConfigError as e:
-            report.errors.append(str(e))
+            report.errors.append(" ".join(str(e).split()))  # one line per file
     return report

@@ -130,6 +130,8 @@ def apply_overrides(raw: RawConfig, overrides: list[str]) -> RawConfig:
             child = node.get(part)
             if child is None:
                 child = node[part] = {}
+                # a section this override creates is its doing: an unknown-key error names it
+                sources[".".join(parts[: i + 1])] = f"{OVERRIDE_SOURCE} {text!r}"
             elif not isinstance(child, dict):
                 prefix = ".".join(parts[: i + 1])
                 raise ConfigError(f"{OVERRIDE_SOURCE} {text!r}: {prefix!r} is a value, not a section")

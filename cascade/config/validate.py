@@ -13,7 +13,7 @@ import typing
 from typing import Any, TypeVar, get_args, get_origin
 
 from cascade.config.errors import ConfigError
-from cascade.config.loader import RawConfig
+from cascade.config.loader import OVERRIDE_SOURCE, RawConfig
 
 T = TypeVar("T")
 
@@ -39,12 +39,73 @@ def _dataclasses_in(tp: Any) -> list[type]:
     return [t for arg in get_args(tp) for t in _dataclasses_in(arg)]
 
 
+# Names users bring from NeMo-RL and verl (and their own habits) -> ours; a hint is given only
+# when the target exists in the schema being validated.
+ALIASES: dict[str, str] = {
+    "rollout.n": "rollout.num_generations",
+    "actor_rollout_ref.rollout.n": "rollout.num_generations",
+    "grpo.num_generations_per_prompt": "rollout.num_generations",
+    "grpo.num_prompts_per_step": "rollout.prompts_per_step",
+    "data.train_batch_size": "rollout.prompts_per_step",
+    "grpo.max_num_steps": "train.steps",
+    "trainer.total_training_steps": "train.steps",
+    "sft.max_num_steps": "train.steps",
+    "cluster.num_nodes": "launch.nodes",
+    "trainer.nnodes": "launch.nodes",
+    "cluster.gpus_per_node": "launch.gpus_per_node",
+    "trainer.n_gpus_per_node": "launch.gpus_per_node",
+    "policy.generation.temperature": "rollout.temperature",
+    "actor_rollout_ref.rollout.temperature": "rollout.temperature",
+    "policy.generation.top_p": "rollout.top_p",
+    "data.max_response_length": "rollout.max_response_length",
+    "data.max_prompt_length": "rollout.max_prompt_length",
+    "policy.optimizer.kwargs.lr": "optim.lr",
+    "actor_rollout_ref.actor.optim.lr": "optim.lr",
+    "optim.learning_rate": "optim.lr",
+    "loss_fn.reference_policy_kl_penalty": "loss.kl_coef",
+    "actor_rollout_ref.actor.kl_loss_coef": "loss.kl_coef",
+    "policy.train_global_batch_size": "train.global_batch_size",
+    "policy.train_micro_batch_size": "train.micro_batch_size",
+    "policy.megatron_cfg.tensor_model_parallel_size": "parallel.tensor",
+    "actor_rollout_ref.actor.megatron.tensor_model_parallel_size": "parallel.tensor",
+    "parallel.tp": "parallel.tensor",
+    "parallel.pp": "parallel.pipeline",
+    "parallel.cp": "parallel.context",
+    "policy.max_total_sequence_length": "data.seq_length",
+    "checkpointing.save_period": "checkpoint.save_interval",
+}
+
+
+def alias_hint(key: str, candidates: list[str] | set[str]) -> str:
+    """`; did you mean 'ours' (NeMo-RL/verl name)?` when `key` is a known foreign name."""
+    target = ALIASES.get(key)
+    if target and target != key and target in candidates:
+        return f"; did you mean {target!r}? (our name for it)"
+    return ""
+
+
 def _closest(key: str, candidates: list[str]) -> str:
+    if hint := alias_hint(key, candidates):
+        return hint
     match = difflib.get_close_matches(key, candidates, n=1, cutoff=0.5)
     if not match:
         leaf = key.rpartition(".")[2]
         match = [c for c in candidates if c.rpartition(".")[2] == leaf][:1]
     return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def _deepest_from_same_source(dotted: str, value: Any, ctx: "_Ctx") -> str:
+    """An unknown section set by one override (`grpo.num_prompts_per_step=128`) is reported
+    as that override's full key, so its hint is the one for the whole name."""
+    source = ctx.raw.source_of(dotted)
+    if not source.startswith(OVERRIDE_SOURCE):
+        return dotted
+    while isinstance(value, dict) and len(value) == 1:
+        (child, value), = value.items()
+        if ctx.raw.source_of(f"{dotted}.{child}") != source:
+            break
+        dotted = f"{dotted}.{child}"
+    return dotted
 
 
 class _Ctx:
@@ -146,7 +207,7 @@ def _build(cls: type[T], data: dict[str, Any], prefix: str, ctx: _Ctx) -> T:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:
         if key not in fields:
-            dotted = f"{prefix}{key}"
+            dotted = _deepest_from_same_source(f"{prefix}{key}", data[key], ctx)
             raise ctx.fail(dotted, f"unknown key{_closest(dotted, ctx.keys())}")
     kwargs: dict[str, Any] = {}
     for name, f in fields.items():
@@ -157,14 +218,22 @@ def _build(cls: type[T], data: dict[str, Any], prefix: str, ctx: _Ctx) -> T:
             raise ConfigError(f"{ctx.raw.root_file}: required key {dotted!r} is missing")
     try:
         return cls(**kwargs)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, ArithmeticError) as e:  # e.g. a modulo by a zero batch size
         section = prefix.rstrip(".") or "<root>"
         raise ConfigError(f"{ctx.raw.source_of(section)}: section {section!r}: {e}") from e
 
 
 def build_config(cls: type[T], raw: RawConfig) -> T:
-    """Validate `raw` against the dataclass `cls`; raise ConfigError naming key, file, suggestion."""
-    return _build(cls, raw.data, "", _Ctx(raw, cls))
+    """Validate `raw` against the dataclass `cls`; raise ConfigError naming key, file, suggestion.
+
+    Then the range rules (cascade/config/ranges.py), which see across sections (TP vs heads).
+    """
+    from cascade.config.ranges import check_ranges
+
+    ctx = _Ctx(raw, cls)
+    obj = _build(cls, raw.data, "", ctx)
+    check_ranges(obj, ctx.fail)
+    return obj
 
 
 def to_dict(obj: Any) -> Any:
