@@ -40,10 +40,12 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     return rest, overrides
 
 
-def parse_with_overrides(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+def parse_with_overrides(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None,
+                         unknown_hint: str = "overrides are key=value") -> argparse.Namespace:
     """Parse `argv` with `key=value` overrides allowed in any position (-> `args.overrides`).
 
     Tokens after a literal `--` are left alone (`args.passthrough`): they belong to another program.
+    A token that is neither an option nor an override is a UserError ending in `unknown_hint`.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     passthrough: list[str] = []
@@ -52,7 +54,9 @@ def parse_with_overrides(parser: argparse.ArgumentParser, argv: Sequence[str] | 
         argv, passthrough = argv[:cut], argv[cut + 1:]
     argv = [a for a in argv if a != DEBUG_FLAG]
     rest, overrides = split_overrides(argv)
-    args = parser.parse_args(rest)
+    args, unknown = parser.parse_known_args(rest)
+    if unknown:
+        raise UserError(f"unrecognized arguments: {' '.join(unknown)} ({unknown_hint})")
     args.overrides = overrides
     args.passthrough = passthrough
     return args

@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Callable
 
-from cascade.config import ConfigError
+from cascade.config.cli import parse_with_overrides, run_cli
+from cascade.config.errors import UserError
 from cascade.launch.slurm import SlurmError
 
 
@@ -88,19 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
     rs = parsers["run-stage"]
     rs.add_argument("cascade")
     rs.add_argument("stage")
-    rs.add_argument("overrides", nargs="*", help="key=value overrides of the stage config")
     sm = parsers["submit"]
     sm.add_argument("cascade")
     sm.add_argument("--from", dest="from_stage", help="start the chain at this stage")
     sm.add_argument("--dry-run", action="store_true", help="print the sbatch lines, submit nothing")
-    sm.add_argument("overrides", nargs="*", help="key=value overrides passed to every stage's launcher")
-    sm.epilog = "Options after `--` go to every sbatch call (e.g. -- --partition=batch --account=me)."
+    sm.epilog = ("key=value overrides may stand anywhere before `--`: cascade keys (run_dir=...) go to the "
+                 "cascade, STAGE.key=value to one stage, any other key to every stage (launch.* changes the "
+                 "sbatch line). Options after `--` go to every sbatch call (e.g. -- --partition=batch --account=me).")
+    for name in ("run-stage", "run-local"):
+        parsers[name].epilog = "key=value overrides may stand anywhere (run_dir=..., STAGE.key=value, key=value)."
     st = parsers["status"]
     st.add_argument("target", help="run dir, cascade YAML or jobs.json")
     st.add_argument("--wait", type=float, default=None, help="poll up to this many seconds until settled")
     rl = parsers["run-local"]
     rl.add_argument("cascade")
-    rl.add_argument("overrides", nargs="*", help="key=value overrides applied to every stage config")
     ll = parsers["local-log"]
     ll.add_argument("cascade")
     ll.add_argument("stage")
@@ -112,25 +114,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra: list[str] = []
-    if "--" in argv:  # `submit CASCADE [...] -- SBATCH_OPTIONS`
-        cut = argv.index("--")
-        argv, extra = argv[:cut], argv[cut + 1 :]
-    args = build_parser().parse_args(argv)
-    args.extra = extra
-    if extra and args.command != "submit":
-        print(f"error: options after `--` are only for submit: {extra}", file=sys.stderr)
-        return 2
+def _main(argv: list[str]) -> int:
+    args = parse_with_overrides(build_parser(), argv,
+                                unknown_hint="overrides are key=value; sbatch options go after `--`")
+    args.extra = args.passthrough
+    if args.extra and args.command != "submit":
+        raise UserError(f"options after `--` are only for submit: {args.extra}")
+    if args.overrides and args.command not in ("submit", "run-stage", "run-local"):
+        raise UserError(f"{args.command} takes no key=value overrides: {args.overrides}")
     try:
         return args.func(args)
     except SlurmError as e:
         print(f"error: sbatch failed: {e}", file=sys.stderr)
         return 1
-    except (ConfigError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv, prog="python -m cascade.launch")
 
 
 if __name__ == "__main__":

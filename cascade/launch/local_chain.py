@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 
 from cascade.launch.generate import missing_launchers
+from cascade.launch.overrides import check_stage_overrides, load_with_overrides
 from cascade.launch.submit import local_log
 from cascade.runtime.stage_dirs import StageDirs
-from cascade.stages import REPO_ROOT, CascadePlan, ResolvedStage, load_cascade
+from cascade.stages import REPO_ROOT, CascadePlan, ResolvedStage
 
 
 def _fmt(seconds: float) -> str:
@@ -41,10 +42,11 @@ def run_stage_locally(plan: CascadePlan, stage: ResolvedStage, overrides: list[s
 def run_local_cascade(cascade: str | Path, overrides: list[str] | None = None) -> int:
     """Every stage, each after those it depends on (`CascadePlan.run_order`); stop at the first
     failure with its exit code."""
-    plan = load_cascade(cascade)
+    plan, routed = load_with_overrides(cascade, overrides or [])
     if problem := missing_launchers(plan):
         print(f"ERROR: {problem}", file=sys.stderr)
         return 2
+    check_stage_overrides(plan, routed)  # every override against every stage, before any runs
     stages = list(plan.run_order)
     total = len(stages)
     started = time.monotonic()
@@ -57,7 +59,7 @@ def run_local_cascade(cascade: str | Path, overrides: list[str] | None = None) -
             continue
         _banner(f"{label}  from {stage.init_from}  ->  {stage.output_dir}  (elapsed {_fmt(time.monotonic() - started)})")
         t0 = time.monotonic()
-        code = run_stage_locally(plan, stage, list(overrides or []))
+        code = run_stage_locally(plan, stage, routed.for_launcher(stage.name))
         durations.append((stage.name, "ok" if code == 0 else f"exit {code}", time.monotonic() - t0))
         if code != 0:
             _summary(durations, time.monotonic() - started)

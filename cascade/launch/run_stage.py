@@ -24,11 +24,12 @@ from typing import Any
 
 from cascade.config import ConfigError, load_stage_config
 from cascade.launch.dist_env import DistEnv
+from cascade.launch.overrides import load_with_overrides
 from cascade.launch.registry import RecipeMissing, StageRun, load_eval_hook, load_recipe
 from cascade.launch.shape import shape_from_config
 from cascade.runtime import preemption
 from cascade.runtime.stage_dirs import StageDirs
-from cascade.stages import CascadePlan, ResolvedStage, load_cascade
+from cascade.stages import CascadePlan, ResolvedStage
 
 EXIT_CANNOT_START = 2  # config error, missing input, missing recipe: resubmitting will not help
 RULE = "=" * 78
@@ -135,8 +136,9 @@ def run_stage(cascade: str | Path, stage_name: str, overrides: list[str]) -> int
     env.export()
     log = _Log(stage_name, env)
     try:
-        plan = load_cascade(cascade)
+        plan, routed = load_with_overrides(cascade, overrides)  # run_dir=..., STAGE.key=..., key=...
         stage = find_stage(plan, stage_name)
+        overrides = routed.for_stage(stage_name)
         dirs = StageDirs(stage.output_dir)
         if dirs.is_complete():
             log.banner(f"ALREADY COMPLETE ({dirs.root}/COMPLETE): nothing to do")

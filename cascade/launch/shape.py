@@ -59,7 +59,8 @@ def shape_from_config(config: object, source: str) -> JobShape:
     )
 
 
-def job_shape(stage: ResolvedStage) -> JobShape:
-    """The job shape of `stage` with the cascade's own overrides applied."""
-    config = load_stage_config(stage.config, list(stage.overrides))
+def job_shape(stage: ResolvedStage, overrides: list[str] | tuple[str, ...] = ()) -> JobShape:
+    """The job shape of `stage` with the cascade's own overrides and then `overrides` applied
+    (so `launch.nodes=1` on the command line reaches the sbatch line)."""
+    config = load_stage_config(stage.config, [*stage.overrides, *overrides])
     return shape_from_config(config, str(stage.config))

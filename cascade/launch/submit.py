@@ -6,8 +6,12 @@ Stages already COMPLETE are not submitted (their dependents start at once); `--f
 the chain before STAGE (those must be COMPLETE; side stages are submitted when a selected stage
 needs them and they are not complete). The job ids go to <run_dir>/jobs.json for `status`.
 `--dry-run` prints the same submission as a bash script, without submitting. key=value overrides
-go to every stage's launcher (after the script path, as `sbatch launchers/<cascade>/stage_*.sh key=value`);
-the launchers must exist (`python -m cascade.launch generate [--cascade YAML]` writes them).
+may stand anywhere before `--` and are routed (cascade/launch/overrides.py): cascade keys (`run_dir=`)
+to the plan and every job, `<stage>.key=value` to that stage only, any other key to every stage;
+each is checked against every stage it reaches before the first sbatch, and job-shape keys
+(`launch.nodes=1`, `launch.time=01:00:00`) change the sbatch line. They reach each stage's launcher
+after the script path (`sbatch launchers/<cascade>/stage_*.sh key=value`); the launchers must exist
+(`python -m cascade.launch generate [--cascade YAML]` writes them).
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cascade.config.errors import UserError
+from cascade.fileio import atomic_write_text
 from cascade.launch import slurm
 from cascade.launch.generate import missing_launchers
+from cascade.launch.overrides import RoutedOverrides, check_stage_overrides, load_with_overrides
 from cascade.launch.shape import JobShape, job_shape
 from cascade.runtime.stage_dirs import StageDirs
-from cascade.stages import REPO_ROOT, CascadePlan, ResolvedStage, load_cascade
+from cascade.stages import REPO_ROOT, CascadePlan, ResolvedStage
 
 JOBS_FILE = "jobs.json"
 
@@ -64,7 +71,7 @@ def _needed(plan: CascadePlan, from_stage: str | None) -> list[str]:
         wanted = {s.name for s in plan.stages}
     else:
         if from_stage not in chain:
-            raise ValueError(f"--from {from_stage!r}: not a chain stage of {plan.source} (chain: {', '.join(chain)})")
+            raise UserError(f"--from {from_stage!r}: not a chain stage of {plan.source} (chain: {', '.join(chain)})")
         wanted = set(chain[chain.index(from_stage):])
         side = {s.name for s in plan.stages if s.side}
         frontier = list(wanted)
@@ -77,15 +84,16 @@ def _needed(plan: CascadePlan, from_stage: str | None) -> list[str]:
 
 
 def plan_submissions(plan: CascadePlan, from_stage: str | None = None,
-                     overrides: tuple[str, ...] = ()) -> tuple[list[Submission], list[str]]:
-    """(jobs to submit, notes about stages not submitted)."""
-    bad = [o for o in overrides if "=" not in o or o.startswith("-")]
-    if bad:
-        raise ValueError(f"{bad}: overrides are key=value; sbatch options go after `--`")
+                     overrides: RoutedOverrides | None = None) -> tuple[list[Submission], list[str]]:
+    """(jobs to submit, notes about stages not submitted); every override is checked against
+    every stage it reaches (ConfigError) before anything is submitted."""
+    routed = overrides or RoutedOverrides((), (), {})
+    names = _needed(plan, from_stage)
+    check_stage_overrides(plan, routed, names)
     subs: list[Submission] = []
     notes: list[str] = []
     submitted: set[str] = set()
-    for name in _needed(plan, from_stage):
+    for name in names:
         stage = plan.stage(name)
         if StageDirs(stage.output_dir).is_complete():
             notes.append(f"{name}: already COMPLETE ({stage.output_dir}); not submitted")
@@ -94,8 +102,9 @@ def plan_submissions(plan: CascadePlan, from_stage: str | None = None,
             if dep not in submitted and not StageDirs(plan.stage(dep).output_dir).is_complete():
                 notes.append(f"WARNING: {name} needs {dep}, which is neither COMPLETE nor submitted: it will not start")
         log = plan.run_dir / "logs" / f"{log_stem(stage)}-%j.out"
-        subs.append(Submission(stage, job_shape(stage), tuple(d for d in stage.depends_on if d in submitted), log,
-                               tuple(overrides)))
+        subs.append(Submission(stage, job_shape(stage, routed.for_stage(name)),
+                               tuple(d for d in stage.depends_on if d in submitted), log,
+                               tuple(routed.for_launcher(name))))
         submitted.add(name)
     return subs, notes
 
@@ -161,17 +170,19 @@ def submit(plan: CascadePlan, subs: list[Submission], notes: list[str], extra: l
     path = plan.run_dir / JOBS_FILE
     if path.exists():
         path.replace(path.with_suffix(".json.prev"))
-    path.write_text(json.dumps(jobs, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(jobs, indent=2) + "\n")
     return path
 
 
 def main(cascade: str, from_stage: str | None, dry: bool, extra: list[str], overrides: list[str] | None = None) -> int:
     if "--dry-run" in extra or "--from" in extra:
-        raise ValueError(f"{extra}: --dry-run and --from go before `--`; what follows `--` goes to sbatch")
-    plan = load_cascade(cascade)
+        raise UserError(f"{extra}: --dry-run and --from go before `--`; what follows `--` goes to sbatch")
+    if misplaced := [a for a in extra if "=" in a and not a.startswith("-")]:
+        raise UserError(f"{misplaced}: key=value overrides go before `--`; what follows `--` goes to sbatch")
+    plan, routed = load_with_overrides(cascade, overrides or [])
     if problem := missing_launchers(plan):
-        raise ValueError(problem)
-    subs, notes = plan_submissions(plan, from_stage, tuple(overrides or ()))
+        raise UserError(problem)
+    subs, notes = plan_submissions(plan, from_stage, routed)
     if dry:
         print(dry_run(plan, subs, notes, extra))
         return 0

@@ -1,0 +1,93 @@
+"""Route a cascade command line's `key=value` overrides to where they belong, and check each one
+against every stage it reaches before anything is submitted or run.
+
+    run_dir=/x                  a cascade key (CascadeSpec): the plan, and every stage job
+    launch.nodes=1              a stage key: every stage (job-shape keys also change the sbatch line)
+    math_rl_24k.train.steps=2   `<stage name>.`: that stage only
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cascade.config import ConfigError, load_stage_config
+from cascade.launch.shape import shape_from_config
+from cascade.stages import CascadePlan, CascadeSpec, load_cascade
+
+CASCADE_KEYS = frozenset(f.name for f in dataclasses.fields(CascadeSpec)) - {"stages", "side_stages"}
+
+
+@dataclass(frozen=True)
+class RoutedOverrides:
+    cascade: tuple[str, ...]  # keys of the cascade YAML (run_dir, init_path, ...)
+    every_stage: tuple[str, ...]  # stage-config keys for every stage
+    per_stage: dict[str, tuple[str, ...]]  # stage name -> stage-config keys (prefix removed)
+
+    def for_stage(self, name: str) -> list[str]:
+        """The stage-config overrides stage `name` gets (common first, its own last)."""
+        return [*self.every_stage, *self.per_stage.get(name, ())]
+
+    def for_launcher(self, name: str) -> list[str]:
+        """What a stage's launcher is given: run-stage routes them again on the node."""
+        return [*self.cascade, *self.for_stage(name)]
+
+
+def route(overrides: list[str] | tuple[str, ...], stage_names: list[str] | tuple[str, ...]) -> RoutedOverrides:
+    """Split overrides by their first key component: a cascade key, a stage name, or a stage key."""
+    cascade: list[str] = []
+    common: list[str] = []
+    per_stage: dict[str, list[str]] = {}
+    for text in overrides:
+        key, sep, value = text.partition("=")
+        head, _, rest = key.partition(".")
+        if not sep:
+            raise ConfigError(f"command-line override {text!r}: expected KEY=VALUE")
+        if head in CASCADE_KEYS:
+            cascade.append(text)
+        elif head in stage_names:
+            if not rest:
+                raise ConfigError(f"command-line override {text!r}: {head!r} is a stage; "
+                                  f"set one of its keys: {head}.KEY=VALUE")
+            per_stage.setdefault(head, []).append(f"{rest}={value}")
+        else:
+            common.append(text)
+    return RoutedOverrides(tuple(cascade), tuple(common), {k: tuple(v) for k, v in per_stage.items()})
+
+
+def _stage_names(path: str | Path) -> list[str]:
+    """Stage names as written in the cascade YAML (before its overrides can be routed)."""
+    plan = load_cascade(path)
+    return [s.name for s in plan.stages]
+
+
+def load_with_overrides(path: str | Path, overrides: list[str] | tuple[str, ...]) -> tuple[CascadePlan, RoutedOverrides]:
+    """The plan with its cascade-level overrides applied, and the routed rest (not yet checked)."""
+    routed = route(overrides, _stage_names(path)) if overrides else RoutedOverrides((), (), {})
+    plan = load_cascade(path, list(routed.cascade))
+    return plan, routed
+
+
+def check_stage_overrides(plan: CascadePlan, routed: RoutedOverrides, names: list[str] | None = None) -> dict[str, Any]:
+    """Load every stage config (of `names`, default all) with the overrides it gets; the first
+    invalid one is a ConfigError naming the stage and the override. Returns name -> config."""
+    configs: dict[str, Any] = {}
+    for stage in plan.stages:
+        if names is not None and stage.name not in names:
+            continue
+        own = routed.for_stage(stage.name)
+        try:
+            cfg = load_stage_config(stage.config, [*stage.overrides, *own])
+            shape_from_config(cfg, f"{stage.config}{' with ' + ' '.join(own) if own else ''}")
+        except ConfigError as e:
+            hint = ""
+            if routed.every_stage and any(o in str(e) for o in routed.every_stage):
+                hint = f" (an override without a stage prefix goes to every stage; for one stage write {stage.name}.KEY=VALUE)"
+            raise ConfigError(f"stage {stage.name!r}: {e}{hint}") from e
+        if cfg.kind != stage.kind:
+            raise ConfigError(f"{plan.source}: stage {stage.name!r} is kind {stage.kind.value!r} but "
+                              f"{stage.config} says kind {cfg.kind.value!r}")
+        configs[stage.name] = cfg
+    return configs
