@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from cascade.config.cli import DEBUG_FLAG, run_cli
+from cascade.config.errors import UserError
 from cascade.config.schema.rl import (
     CodeSandboxConfig,
     CodeSwitchPenalty,
@@ -75,8 +77,8 @@ def _fields_epilog() -> str:
     return "input fields per domain (every row also needs `response`):\n" + "\n".join(lines)
 
 
-class UsageError(Exception):
-    """A mistake in the command line: reported in one line, exit code 2."""
+class UsageError(UserError):
+    """A mistake in the command line: reported in one line, exit code 2 (cascade.config.cli)."""
 
 
 def _chunks(lines: BinaryIO, size: int) -> Iterator[list[tuple[int, bytes]]]:
@@ -227,10 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _main(argv: list[str]) -> int:
+    args = build_parser().parse_args([a for a in argv if a != DEBUG_FLAG])
+    return args.func(args)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except UsageError as e:
-        print(f"cascade.rewards: error: {e}", file=sys.stderr)
-        return 2
+    return run_cli(_main, argv, prog="cascade.rewards")
