@@ -6,6 +6,10 @@
     python -m data_prep.sft_blend --stage 1 --input data/raw/sft-stage-1 --out-dir data/sft/stage1
     python -m data_prep.sft_blend --stage 2 --input data/raw/sft-stage-2 --out-dir data/sft/stage2 \\
         [--extra swe=data/raw/sft-swe]
+    # thinking-only models (8B-Thinking, 14B-Thinking; C1 §3.4): the same with --modes thinking
+    python -m data_prep.sft_blend --stage 1 --modes thinking --input data/raw/sft-stage-1 --out-dir data/sft_thinking/stage1
+    python -m data_prep.sft_blend --stage 2 --modes thinking --input data/raw/sft-stage-2 \\
+        --out-dir data/sft_thinking/stage2 [--extra swe=data/raw/sft-swe]
 
 (row counts from third-party copies; the official cards are not public in our sources.)
 The recipe, per stage: which files feed which domain, which response modes each domain keeps
@@ -13,7 +17,7 @@ The recipe, per stage: which files feed which domain, which response modes each 
 thinking only), and the upsampling (stage 2: science 2x, SWE 3x). Math, code and science prompts
 are 9-gram decontaminated. Rows stream through in batches; the output is shuffled across
 domains (hash-sharded), held-out rows are split by prompt so parallel answers stay together.
-A thinking-only model (8B/14B-Thinking) uses `--modes thinking`.
+A thinking-only model (8B/14B-Thinking) uses `--modes thinking` (its SFT YAMLs read data/sft_thinking/).
 """
 
 from __future__ import annotations

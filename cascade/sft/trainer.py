@@ -52,14 +52,15 @@ def _load_data(cfg: SFTStageConfig, tokenizer_dir: Path) -> _Data:
     pad = pad_token_id(tok)
     d = cfg.data
     t0 = time.time()
-    train = load_sft_files(d.train_files, tok, variant=d.template, max_rows=d.max_rows)
+    train = load_sft_files(d.train_files, tok, variant=d.template, max_rows=d.max_rows, keep_modes=d.modes)
     rows = build_rows(train.samples, d.seq_length, pad, packing=d.packing)
     summary: dict[str, Any] = {"train_rows_read": train.rows_read, "train_bad_rows": len(train.bad_rows),
+                               "train_skipped_mode": train.skipped_mode,
                                "train_samples": len(train.samples), "train_packing": rows.stats.summary(),
                                "packing_efficiency": rows.stats.efficiency, "train_rows": len(rows)}
     val_rows = None
     if d.val_files:
-        val = load_sft_files(d.val_files, tok, variant=d.template, max_rows=d.max_val_rows)
+        val = load_sft_files(d.val_files, tok, variant=d.template, max_rows=d.max_val_rows, keep_modes=d.modes)
         val_rows = build_rows(val.samples, d.seq_length, pad, packing=d.packing)
         summary.update(val_samples=len(val.samples), val_rows=len(val_rows), val_packing=val_rows.stats.summary())
     summary["seconds"] = round(time.time() - t0, 1)

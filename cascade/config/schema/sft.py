@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from cascade.config.schema.common import EngineSections
+from cascade.config.schema.common import ChatMode, EngineSections
 from cascade.config.schema.kinds import StageKind, register_stage_schema
 
 
@@ -16,6 +16,9 @@ class SFTDataConfig:
     seq_length: int = 16384
     packing: bool = True
     template: Literal["cascade1", "cascade2"] = "cascade1"
+    # answer modes trained (null: all). C1 §3.4: a thinking-only model trains on thinking answers only;
+    # rows in other modes are skipped and counted, a safety net under data_prep's --modes thinking blend
+    modes: list[ChatMode] | None = None
     epochs: float = 1.0  # passes over the data; sets the step count when train.steps is 0
     max_rows: int | None = None  # read at most this many training rows (toy runs, smoke tests)
     max_val_rows: int | None = None  # read at most this many held-out rows
@@ -25,6 +28,8 @@ class SFTDataConfig:
             raise ValueError("seq_length must be positive")
         if self.epochs <= 0:
             raise ValueError("epochs must be positive")
+        if self.modes is not None and (not self.modes or ChatMode.HALF_HALF in self.modes):
+            raise ValueError("modes must list 'thinking' and/or 'instruct' (or be null for all)")
         for name in ("max_rows", "max_val_rows"):
             value = getattr(self, name)
             if value is not None and value < 1:
