@@ -23,7 +23,8 @@ STAGE_GROUPS = (  # (paper stage, our stage-name pattern)
     ("code_rl", re.compile(r"^code_rl")),
     ("swe_rl", re.compile(r"^swe_rl")),
 )
-MODEL_BY_CASCADE = {"nemotron_cascade_8b": "8b", "nemotron_cascade_14b_thinking": "14b_thinking"}
+MODEL_BY_CASCADE = {"nemotron_cascade_8b": "8b", "nemotron_cascade_8b_thinking": "8b_thinking",
+                    "nemotron_cascade_14b_thinking": "14b_thinking"}
 
 
 @dataclass(frozen=True)
