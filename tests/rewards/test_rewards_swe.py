@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from cascade.config.schema.rl import RewardConfig, RewardDomain
-from cascade.rewards.swe.judge import PREFILL, JudgeRequest, LocalJudge, OpenAIJudge
+from cascade.rewards.swe.judge import PREFILL, JudgeRequest, LocalJudge, OpenAIJudge, yes_probability
 from cascade.rewards.swe.patch import apply_unified_diff
 from cascade.rewards.swe.reward import SWEReward
 
@@ -189,7 +189,7 @@ def test_openai_compatible_judge_reads_p_yes_from_logprobs(http_server):
     judge = OpenAIJudge(url + "/v1", model="kimi-dev")
     p = judge.p_yes([JudgeRequest("issue text", "golden diff", "model diff")])[0]
     judge.close()
-    assert p == pytest.approx(math.exp(-0.2) / (math.exp(-0.2) + math.exp(-1.9)))
+    assert p == pytest.approx(math.exp(-0.2))  # P(YES) itself (C1 §4.7.2), not P(YES)/(P(YES)+P(NO))
     path, body = seen[0]
     assert path == "/v1/chat/completions" and body["model"] == "kimi-dev" and body["max_tokens"] == 1
     assert body["messages"][-1] == {"role": "assistant", "content": PREFILL}
@@ -207,7 +207,14 @@ def test_local_judge_next_token_probability(tiny_models):
     enc = judge.tokenizer(judge.prompt_text(req), return_tensors="pt", add_special_tokens=False)
     with torch.no_grad():
         probs = torch.softmax(judge.model(**enc).logits[0, -1].float(), -1)
-    yes = sum(float(probs[i]) for i, t in judge.verdict_ids.items() if t.strip().upper() == "YES")
-    no = sum(float(probs[i]) for i, t in judge.verdict_ids.items() if t.strip().upper() == "NO")
+    yes_ids = {judge.tokenizer.encode(w, add_special_tokens=False)[0] for w in ("YES", " YES")}
+    yes = sum(float(probs[i]) for i in yes_ids)
     assert judge.prompt_text(req).endswith(PREFILL)
-    assert 0.0 < p < 1.0 and p == pytest.approx(yes / (yes + no), rel=1e-4)
+    assert 0.0 < p < 1.0 and p == pytest.approx(yes, rel=1e-4)  # P(YES) itself, not renormalised
+
+
+def test_p_yes_is_the_yes_tokens_probability_not_renormalised_against_no():
+    # C1 §4.7.2: the semantic reward is P("YES"); mass on other tokens lowers it
+    assert yes_probability({"YES": 0.3, "NO": 0.1, "<": 0.6}) == pytest.approx(0.3)
+    assert yes_probability({" YES": 0.2, "YES": 0.1, "Yes": 0.5}) == pytest.approx(0.3)
+    assert yes_probability({"NO": 0.9}) == 0.0

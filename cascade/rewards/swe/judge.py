@@ -3,8 +3,9 @@
 The judge sees the user's request (issue, files and the SEARCH/REPLACE instructions: the repair
 prompt), the golden patch and the model's patch as a unified diff, and is asked for
 `<judgement>YES</judgement>` or `<judgement>NO</judgement>`. The assistant turn is pre-filled with
-`<judgement>` so the very next token is the verdict; the score is P(YES) / (P(YES) + P(NO)) at
-that position. The paper used Kimi-Dev-72B with the prompt of its App. C.2; the wording below is
+`<judgement>` so the very next token is the verdict; the score is P(YES) at that position, the
+probability of the YES token itself (C1 §4.7.2), not renormalised against NO: mass the judge puts
+on anything but a clean YES lowers the reward. The paper used Kimi-Dev-72B with the prompt of its App. C.2; the wording below is
 ours, built from what the paper says of that prompt (the judge sees the request, the golden patch
 and the model's patch, and answers YES/NO in `<judgement>` tags), not the appendix text itself;
 pass `system_prompt`/`user_template` to use the original or another.
@@ -68,10 +69,9 @@ def judge_messages(req: JudgeRequest, system_prompt: str = SYSTEM_PROMPT,
 
 
 def yes_probability(token_probs: dict[str, float]) -> float:
-    """P(YES) / (P(YES) + P(NO)) from next-token probabilities keyed by token text."""
-    yes = sum(p for t, p in token_probs.items() if t.strip().upper() == "YES")
-    no = sum(p for t, p in token_probs.items() if t.strip().upper() == "NO")
-    return yes / (yes + no) if yes + no > 0 else 0.0
+    """P("YES") from next-token probabilities keyed by token text (the verdict token as the prompt
+    spells it, with or without a leading space); a YES outside the listed tokens counts as 0."""
+    return min(1.0, sum(p for t, p in token_probs.items() if t.strip() == "YES"))
 
 
 class OpenAIJudge:
@@ -128,12 +128,13 @@ class LocalJudge:
         self.system_prompt, self.user_template = system_prompt, user_template
         self.verdict_ids = self._verdict_ids()
 
-    def _verdict_ids(self) -> dict[int, str]:
-        ids: dict[int, str] = {}
-        for word in ("YES", "NO", "Yes", "No", " YES", " NO"):
+    def _verdict_ids(self) -> list[int]:
+        """First token of "YES" and " YES" (one id if the tokenizer spells them alike)."""
+        ids: list[int] = []
+        for word in ("YES", " YES"):
             toks = self.tokenizer.encode(word, add_special_tokens=False)
-            if toks:
-                ids.setdefault(toks[0], self.tokenizer.decode(toks[:1]))
+            if toks and toks[0] not in ids:
+                ids.append(toks[0])
         return ids
 
     def prompt_text(self, req: JudgeRequest) -> str:
@@ -148,7 +149,7 @@ class LocalJudge:
             with torch.no_grad():
                 logits = self.model(**enc).logits[0, -1].float()
             probs = torch.softmax(logits, dim=-1)
-            out.append(yes_probability({text: float(probs[i]) for i, text in self.verdict_ids.items()}))
+            out.append(min(1.0, float(probs[self.verdict_ids].sum())))
         return out
 
     def close(self) -> None:
