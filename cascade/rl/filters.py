@@ -10,18 +10,23 @@ epoch-level pass-rate filter.
 - Epoch pass-rate filter (C1 §4.5): after each epoch, problems solved by 0% or 100% of their
   rollouts leave the pool; each epoch a left-out hard problem comes back with probability 0.10 and
   an easy one with 0.01. Stateful and serialisable for resume; its draws are hashed from
-  (seed, epoch, problem id), so they do not depend on order or sharding.
+  (seed, epoch, problem id), so they do not depend on order or sharding. Sub-stages of one
+  curriculum (Math RL 24K -> 32K -> 40K, C1 Table 17) hand the whole prompt stream on
+  (``write_handoff``/``read_handoff``) so the filter's classes and the epoch continue.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import torch
 
+from cascade import fileio
 from cascade.config.schema.rl import EpochPassRateFilter, FilterConfig
 from cascade.rl._rng import stable_uniform
 from cascade.rl.advantages import constant_groups
@@ -247,3 +252,32 @@ class PassRateFilter:
 
 def _key(pid: Any) -> Hashable:
     return tuple(pid) if isinstance(pid, list) else pid  # JSON turns tuple ids into lists
+
+
+# ----------------------------------------------------------------------------- hand-off between stages
+
+HANDOFF_FILE = "prompt_stream_handoff.json"
+
+
+def write_handoff(stage_dir: str | Path, stream_state: dict[str, Any], fingerprint: str) -> Path:
+    """At a stage's end: its prompt stream's state (epoch, index, pass-rate filter) beside its
+    outputs, so a following sub-stage of the same curriculum (``carry_over``) continues it."""
+    path = Path(stage_dir) / HANDOFF_FILE
+    fileio.atomic_write_text(path, json.dumps({"fingerprint": fingerprint, "stream": stream_state}))
+    return path
+
+
+def read_handoff(stage_dir: str | Path, fingerprint: str) -> dict[str, Any]:
+    """The stream state a previous stage handed on; refuses a missing file or another prompt set
+    (the epoch orders are functions of the records, so a state of other records means nothing)."""
+    path = Path(stage_dir) / HANDOFF_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"filters.epoch_pass_rate.carry_over=true but {path} does not exist: the stage this one starts "
+            "from wrote no prompt-stream hand-off (was it an RL stage with filters.epoch_pass_rate?)")
+    data = json.loads(path.read_text())
+    if data.get("fingerprint") != fingerprint:
+        raise ValueError(
+            f"filters.epoch_pass_rate.carry_over=true but {path} was written for another prompt set "
+            f"(fingerprint {data.get('fingerprint')} != {fingerprint}): the sub-stages must read the same data")
+    return data["stream"]

@@ -55,6 +55,7 @@ from cascade.rl.batch import (
     response_stats,
 )
 from cascade.rl.data import PromptStream, load_prompts
+from cascade.rl.filters import read_handoff, write_handoff
 from cascade.rl.loss_fn import LogitsTap, make_loss_fn
 from cascade.rl.rollout import Group, RolloutCollector
 
@@ -106,6 +107,11 @@ class RLHooks:
 
     def load_fresh(self, ctx: Any) -> None:
         setup.load_init(self.init, self.model, self.optimizer, self.cfg)
+        rate = self.cfg.filters.epoch_pass_rate
+        if rate is not None and rate.carry_over:  # one curriculum over sub-stages (C1 Table 17)
+            self.stream.load_state_dict(read_handoff(self.init.given, self.data_state()["fingerprint"]))
+            ctx.say(f"prompt stream carried over from {self.init.given}: epoch {self.stream.epoch}, "
+                    f"index {self.stream.index}")
 
     def data_state(self) -> dict[str, Any]:
         h = hashlib.sha256()
@@ -143,6 +149,8 @@ class RLHooks:
         return None
 
     def finish(self, ctx: Any, total: int) -> dict[str, Any]:
+        if self.cfg.filters.epoch_pass_rate is not None and self.layout.rank == 0:  # for a carry_over stage
+            write_handoff(ctx.dirs.root, self.stream.state_dict(), self.data_state()["fingerprint"])
         return {}
 
     def export(self, hf_dir: Path) -> None:

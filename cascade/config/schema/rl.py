@@ -82,6 +82,9 @@ class EpochPassRateFilter:
     readmit_hard: float = 0.10
     readmit_easy: float = 0.01
     pass_threshold: float = 0.5  # a rollout "passes" when its reward >= this (math: 1 correct, 0/-1 not)
+    # continue the init stage's prompt stream (epoch, position, filter state) instead of starting a
+    # fresh one: C1 Table 17 runs Math RL 24K -> 32K -> 40K as one curriculum (steps 0-190-430-500)
+    carry_over: bool = False
 
 
 @dataclass(frozen=True)
