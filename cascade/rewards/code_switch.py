@@ -1,9 +1,13 @@
 """Code-switching penalty shared by every domain (C1 §4.3, §4.5, §4.6).
 
-A response (thinking and summary) that contains non-English text for an English prompt earns:
-math -1, code 0, RLHF the batch's lowest reward minus 10. "Non-English" here means letters of
-scripts other than Latin and Greek (Greek is everyday math notation) — CJK, Cyrillic, Arabic,
-etc.; digits, symbols, punctuation and math alphanumerics never count.
+For an English prompt, non-English text earns: RLHF the batch's lowest reward minus 10 when the
+response (thinking and summary, C1 §4.3) has any; math -1 (§4.5) and code 0 (§4.6) when the
+reasoning chain has any (§4.5: "code-switching in the reasoning chain"; code RL keeps math's rule
+with another penalty): the text before `</think>`, or the whole response if it never closes.
+"Non-English" here means letters of scripts other than Latin and Greek (Greek is everyday math
+notation) — CJK, Cyrillic, Arabic, etc.; digits, symbols, punctuation and math alphanumerics never
+count. RLHF's batch is the whole step's batch: a scorer sees one rank's shard, so the RL rollout
+re-applies the minimum over every rank's rows after gathering them (``whole_batch_min_minus_ten``).
 """
 
 from __future__ import annotations
@@ -47,6 +51,17 @@ class CodeSwitchDetector:
         return self.is_english(prompt) and not self.is_english(response)
 
 
+def reasoning_chain(response: str) -> str:
+    """The thinking part: before `</think>` (without a leading `<think>`), else the whole text."""
+    head, sep, _ = response.partition("</think>")
+    return head.removeprefix("<think>") if sep else response
+
+
+# what each penalty looks at (module docstring): the reasoning chain or the whole response
+_SCOPE = {CodeSwitchPenalty.MINUS_ONE: reasoning_chain, CodeSwitchPenalty.ZERO: reasoning_chain,
+          CodeSwitchPenalty.BATCH_MIN_MINUS_TEN: lambda response: response}
+
+
 def prompt_text(prompt: Any) -> str:
     """A row's prompt as text: a string, or the contents of a chat message list."""
     if prompt is None:
@@ -73,7 +88,7 @@ def apply_penalty(
     for i, (row, res) in enumerate(zip(rows, results)):
         if not isinstance(row, dict) or not isinstance(row.get("response"), str):
             continue
-        hit = det.switched(prompt_text(row.get("prompt")), row["response"])
+        hit = det.switched(prompt_text(row.get("prompt")), _SCOPE[mode](row["response"]))
         res.info["code_switch"] = hit
         if hit:
             flagged.append(i)
@@ -91,6 +106,25 @@ def apply_penalty(
             results[i].reward = batch_min - 10.0
         results[i].info["reward_before_code_switch"] = before
     return results
+
+
+def whole_batch_marks(results: Sequence[RewardResult]) -> list[tuple[bool, float | None]]:
+    """Per row, what the whole-batch minimum needs: (code-switched, reward before the penalty;
+    None for a row that could not be scored, which takes no part in the minimum)."""
+    return [(bool(r.info.get("code_switch")),
+             None if "error" in r.info else float(r.info.get("reward_before_code_switch", r.reward)))
+            for r in results]
+
+
+def whole_batch_min_minus_ten(rewards: Sequence[float], marks: Sequence[tuple[bool, float | None]]) -> list[float]:
+    """C1 §4.3 over the whole batch (every rank's rows): a code-switched row gets the lowest
+    pre-penalty reward of the batch's scored rows minus 10; other rows keep theirs."""
+    if len(rewards) != len(marks):
+        raise ValueError(f"{len(rewards)} rewards for {len(marks)} marks")
+    if not any(flag for flag, _ in marks):
+        return list(rewards)
+    low = min((base for _, base in marks if base is not None), default=0.0)
+    return [low - 10.0 if flag else r for r, (flag, _) in zip(rewards, marks)]
 
 
 class CodeSwitchScorer:

@@ -22,10 +22,11 @@ import torch
 import torch.distributed as dist
 
 from cascade.config.schema.common import ChatMode
-from cascade.config.schema.rl import RewardDomain, RLStageConfig
+from cascade.config.schema.rl import CodeSwitchPenalty, RewardDomain, RLStageConfig
 from cascade.data.records import RLRecord
 from cascade.generation import Generator, Sample, SamplingParams, derive_seed
 from cascade.rewards import RewardResult
+from cascade.rewards.code_switch import whole_batch_marks, whole_batch_min_minus_ten
 from cascade.rl import GenerationRound, apply_overlong, assign_modes
 from cascade.rl.async_reward import ROUND_SCHEDULES, BatchScorer, PromptJob, RoundTiming
 from cascade.rl.data import PromptStream
@@ -113,14 +114,16 @@ class RolloutCollector:
                           self._row_fn(records[k], round_index, k)) for k in mine]
         scored, timing = self.schedule(self.generator, self.scorer, jobs, self.chunk_groups)
         local = [(k, sg.output.prompt_token_ids, sg.output.samples, [r.reward for r in sg.results],
-                  _errors(sg.results)) for k, sg in zip(mine, scored)]
+                  _errors(sg.results), whole_batch_marks(sg.results)) for k, sg in zip(mine, scored)]
         everything, timings = _gather((local, timing), self.gen_tp)
         by_slot = {item[0]: item for part in everything for item in part}
         groups = []
         for k in range(needed):
-            _, ids, samples, rewards, errors = by_slot[k]
+            _, ids, samples, rewards, errors, _marks = by_slot[k]
             groups.append(Group(f"{self.step}.{round_index}.{k}", records[k], modes[k], tuple(ids),
                                 tuple(samples), list(rewards), errors=errors))
+        if self.cfg.reward is not None and self.cfg.reward.code_switch is CodeSwitchPenalty.BATCH_MIN_MINUS_TEN:
+            _rebase_batch_min(groups, [by_slot[k][5] for k in range(needed)])  # C1 §4.3: the whole batch
         self.current.timing = self.current.timing.merge(_slowest(timings))
         return self._finish(groups)
 
@@ -152,6 +155,15 @@ class RolloutCollector:
                                    [x for g in groups for x in g.raw_rewards])
         self.current.groups.extend(groups)
         return GenerationRound(groups, over.rewards, valid)
+
+
+def _rebase_batch_min(groups: list[Group], marks: list[list[tuple[bool, float | None]]]) -> None:
+    """RLHF's "lowest score in the batch - 10" over every rank's rollouts of the round (each scorer
+    applied it over its own shard only)."""
+    flat = whole_batch_min_minus_ten([r for g in groups for r in g.raw_rewards], [m for ms in marks for m in ms])
+    start = 0
+    for g in groups:
+        g.raw_rewards, start = flat[start:start + len(g.raw_rewards)], start + len(g.raw_rewards)
 
 
 def _errors(results: Sequence[RewardResult]) -> int:
