@@ -79,13 +79,18 @@ class LoadedCheckpoint:
 
 
 def _layout() -> dict[str, int]:
-    return dict(
+    lay = dict(
         tp=ps.get_tensor_model_parallel_world_size(),
         pp=ps.get_pipeline_model_parallel_world_size(),
         vp=ps.get_virtual_pipeline_model_parallel_world_size() or 1,
         cp=ps.get_context_parallel_world_size(),
         dp=ps.get_data_parallel_world_size(),
     )
+    # Expert layout only where it is not the default, so dense checkpoints keep their layout key
+    ep, etp = ps.get_expert_model_parallel_world_size(), ps.get_expert_tensor_parallel_world_size()
+    if ep != 1 or etp != lay["tp"]:
+        lay.update(ep=ep, etp=etp)
+    return lay
 
 
 def _rng_sharded_object(state: Any) -> ShardedObject:

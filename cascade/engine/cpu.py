@@ -70,6 +70,10 @@ class _NoStream:
     def query(self) -> bool:
         return True
 
+    def record_event(self, *args: Any, **kwargs: Any) -> "_NoStream":
+        # MoE token dispatch records an event on its copy stream and later synchronizes on it
+        return _NoStream()
+
 
 _orig_tensor_type = torch.Tensor.type
 
@@ -132,6 +136,27 @@ def _patch_megatron() -> None:
         _use_torch_optimizer_kernels()
     _let_reshardable_load_skip_step()
     _unshare_restored_adam_steps()
+    _moe_split_sizes_as_numpy()
+    # Mamba-2 (nemotron_h): the mixer's mamba_ssm/causal_conv1d/Triton kernels -> torch references
+    from cascade.engine import cpu_kernels
+
+    cpu_kernels.install()
+
+
+def _moe_split_sizes_as_numpy() -> None:
+    """The MoE all-to-all dispatcher moves its split sizes "to the CPU as numpy" only when they
+    are CUDA tensors; on CPU they stay tensors, which ``all_to_all_single`` refuses as split
+    sizes. Convert them whatever the device."""
+    from megatron.core.transformer.moe import moe_utils, token_dispatcher
+
+    original = moe_utils.maybe_move_tensor_to_cpu
+
+    def move(tensor, as_numpy=False, record_stream=False):  # noqa: ANN001
+        if as_numpy and torch.is_tensor(tensor) and not tensor.is_cuda:
+            return tensor.numpy()
+        return original(tensor, as_numpy=as_numpy, record_stream=record_stream)
+
+    moe_utils.maybe_move_tensor_to_cpu = token_dispatcher.maybe_move_tensor_to_cpu = move
 
 
 def _unshare_restored_adam_steps() -> None:

@@ -1,4 +1,5 @@
-"""Model providers: Qwen3 (8B, 14B, tiny), Qwen2 and Llama (SmolLM2-135M) as Megatron-Core GPTModels.
+"""Model providers: Qwen3 (8B, 14B, tiny), Qwen2 and Llama (SmolLM2-135M) as Megatron-Core GPTModels,
+and the hybrid Mamba/attention/MoE ``nemotron_h`` family as a HybridModel (``cascade.engine.hybrid``).
 
 Why one provider for all: these families differ only in a few switches (QK-norm, QKV bias, tied
 embeddings, RoPE base/scaling), so one function maps our typed ``ModelConfig`` onto a
@@ -31,7 +32,7 @@ from megatron.core.transformer.transformer_config import TransformerConfig
 from megatron.core.utils import unwrap_model
 
 from cascade.config.schema.common import ModelConfig, ParallelConfig, PrecisionConfig
-from cascade.engine import device
+from cascade.engine import device, hybrid
 from cascade.engine.precision import PrecisionPlan, resolve_precision
 
 # GPTModel logs a deprecation notice per chunk; it is still the model Megatron-Bridge builds for
@@ -74,6 +75,15 @@ def _check_shapes(model: ModelConfig, parallel: ParallelConfig) -> None:
         problems.append(
             f"num_layers={model.num_layers} is not divisible by pipeline*virtual_pipeline={pp}*{vp}"
         )
+    if hybrid.is_hybrid(model):
+        problems += hybrid.check_hybrid_shapes(model, parallel)
+        if pp > 1:
+            problems.append(
+                "nemotron_h with pipeline>1 is not supported yet (the layer pattern would need "
+                "Megatron's '|' stage boundaries); use tensor/expert/data parallelism"
+            )
+    elif parallel.expert > 1:
+        problems.append(f"parallel.expert={parallel.expert} needs an MoE model (family nemotron_h)")
     if problems:
         raise ModelBuildError("; ".join(problems))
 
@@ -124,7 +134,8 @@ def transformer_config(
         # Loss is a sum over tokens, normalised once by the global count of loss tokens: every
         # layout (DP, PP, microbatching) then computes the same gradient.
         calculate_per_token_loss=True,
-        apply_rope_fusion=fused and model.rope_scaling is None,  # TE fused RoPE has no YaRN mscale
+        # TE fused RoPE has no YaRN mscale
+        apply_rope_fusion=fused and model.rope_scaling is None and model.position_embedding == "rope",
         bias_activation_fusion=fused,
         gradient_accumulation_fusion=fused and _APEX_WGRAD_FUSION,
         masked_softmax_fusion=False,
@@ -138,6 +149,8 @@ def transformer_config(
         **_recompute_kwargs(parallel.recompute),
         **plan.transformer_kwargs(),
     )
+    if hybrid.is_hybrid(model):
+        kwargs.update(hybrid.hybrid_config_kwargs(model, parallel, fused))
     if model.rope_scaling is not None:
         rs = model.rope_scaling
         return YarnTransformerConfig(
@@ -151,6 +164,8 @@ def transformer_config(
 def layer_spec(model: ModelConfig, use_te: bool | None = None) -> ModuleSpec:
     """TE spec on a GPU with Transformer Engine, the local torch spec otherwise."""
     use_te = device.HAVE_TE if use_te is None else use_te
+    if hybrid.is_hybrid(model):
+        return hybrid.hybrid_stack_spec(model, use_te)
     if use_te:
         return get_gpt_layer_with_transformer_engine_spec(qk_layernorm=model.qk_layernorm)
     return get_gpt_layer_local_spec(qk_layernorm=model.qk_layernorm, normalization="RMSNorm")
@@ -158,9 +173,11 @@ def layer_spec(model: ModelConfig, use_te: bool | None = None) -> ModuleSpec:
 
 def _gpt_chunk(
     model: ModelConfig, cfg: TransformerConfig, spec: ModuleSpec, vp_stage: int | None
-) -> GPTModel:
+) -> MegatronModule:
     pre = ps.is_pipeline_first_stage(ignore_virtual=False, vp_stage=vp_stage)
     post = ps.is_pipeline_last_stage(ignore_virtual=False, vp_stage=vp_stage)
+    if hybrid.is_hybrid(model):
+        return hybrid.hybrid_chunk(model, cfg, spec, pre, post, vp_stage)
     chunk = GPTModel(
         config=cfg,
         transformer_layer_spec=spec,
@@ -211,6 +228,10 @@ def build_model(
     chunks: list[MegatronModule] = []
     for vp_stage in range(vp or 1):
         chunk = _gpt_chunk(model, cfg, spec, vp_stage if vp else None)
+        if model.moe is not None:  # before DDP builds its (dense / expert) grad buffers
+            hybrid.mark_expert_params(chunk)
+            if model.moe.freeze_router:
+                hybrid.freeze_router(chunk)
         if device.ON_GPU:
             chunk.cuda(torch.cuda.current_device())
         if plan.bf16 or plan.fp16:

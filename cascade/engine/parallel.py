@@ -18,7 +18,7 @@ import torch.distributed as dist
 from megatron.core import parallel_state as ps
 from megatron.core import tensor_parallel
 
-from cascade.config.schema.common import ParallelConfig
+from cascade.config.schema.common import ModelConfig, ModelFamily, ParallelConfig
 from cascade.engine import device
 from cascade.engine.launch import free_port
 
@@ -45,9 +45,13 @@ class Layout:
     cp_rank: int
 
 
-def check_layout(parallel: ParallelConfig, world_size: int) -> int:
-    """Validate ``parallel`` for this machine and world size; return the data-parallel size."""
-    if device.ON_CPU and parallel.sequence_parallel:
+def check_layout(parallel: ParallelConfig, world_size: int, model: ModelConfig | None = None) -> int:
+    """Validate ``parallel`` for this machine and world size; return the data-parallel size.
+
+    ``model``: the nemotron_h family's local layer spec has sequence-parallel torch norms
+    (``cascade.engine.hybrid``), so sequence parallelism is allowed on CPU for it."""
+    sp_norms = model is not None and model.family is ModelFamily.NEMOTRON_H
+    if device.ON_CPU and parallel.sequence_parallel and not sp_norms:
         raise LayoutError(
             "parallel.sequence_parallel=true needs Transformer Engine or apex norms, which do not "
             "exist on CPU; set parallel.sequence_parallel=false for CPU runs"
@@ -61,6 +65,12 @@ def check_layout(parallel: ParallelConfig, world_size: int) -> int:
         raise LayoutError(
             f"world size {world_size} is not a multiple of tensor*pipeline*context = "
             f"{parallel.tensor}*{parallel.pipeline}*{parallel.context}"
+        )
+    if world_size % parallel.expert_model_parallel_size:
+        etp = parallel.expert_tensor or parallel.tensor
+        raise LayoutError(
+            f"world size {world_size} is not a multiple of expert_tensor*expert*pipeline = "
+            f"{etp}*{parallel.expert}*{parallel.pipeline} (the experts' layout)"
         )
     return world_size // parallel.model_parallel_size
 
@@ -109,14 +119,16 @@ def seed_all(seed: int) -> None:
     tensor_parallel.model_parallel_cuda_manual_seed(seed, force_reset_rng=True)
 
 
-def init_distributed(parallel: ParallelConfig, seed: int = 1234) -> Layout:
+def init_distributed(
+    parallel: ParallelConfig, seed: int = 1234, *, model: ModelConfig | None = None
+) -> Layout:
     """Start torch.distributed (if needed) and Megatron's parallel state for ``parallel``.
 
     Calling it again with another layout re-creates the Megatron groups (tests switch layouts
     inside one process group this way).
     """
     init_process_group()
-    check_layout(parallel, dist.get_world_size())
+    check_layout(parallel, dist.get_world_size(), model)
     if ps.model_parallel_is_initialized():
         ps.destroy_model_parallel()
     ps.initialize_model_parallel(
@@ -124,6 +136,8 @@ def init_distributed(parallel: ParallelConfig, seed: int = 1234) -> Layout:
         pipeline_model_parallel_size=parallel.pipeline,
         virtual_pipeline_model_parallel_size=parallel.virtual_pipeline,
         context_parallel_size=parallel.context,
+        expert_model_parallel_size=parallel.expert,
+        expert_tensor_parallel_size=parallel.expert_tensor,
     )
     seed_all(seed)
     return current_layout(parallel)

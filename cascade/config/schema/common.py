@@ -14,6 +14,7 @@ class ModelFamily(str, enum.Enum):
     QWEN3 = "qwen3"
     QWEN2 = "qwen2"  # Qwen2.5: the C1 reward-model backbone (QKV bias, no QK-norm)
     LLAMA = "llama"
+    NEMOTRON_H = "nemotron_h"  # hybrid Mamba-2 / attention / MoE (Nemotron-3-Nano, C2's base)
 
 
 class ChatMode(str, enum.Enum):
@@ -29,6 +30,55 @@ class RopeScaling:
     type: Literal["yarn"] = "yarn"
     factor: float = 2.0
     original_max_position_embeddings: int = 32768
+
+
+HYBRID_LAYER_SYMBOLS = {"M": "mamba", "*": "attention", "E": "moe", "-": "mlp"}
+
+
+@dataclass(frozen=True)
+class MambaConfig:
+    """Mamba-2 mixer of the ``M`` layers of a hybrid model (Megatron-Core ``MambaMixer``)."""
+
+    num_heads: int
+    head_dim: int
+    state_dim: int
+    num_groups: int
+    conv_kernel: int = 4  # causal depthwise conv width (MambaMixer d_conv)
+    chunk_size: int = 128  # SSD scan chunk (the kernels' block; the math does not depend on it)
+
+    def __post_init__(self) -> None:
+        for name in ("num_heads", "head_dim", "state_dim", "num_groups", "conv_kernel", "chunk_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"mamba.{name} must be >= 1")
+        if self.num_heads % self.num_groups:
+            raise ValueError(f"mamba.num_heads={self.num_heads} must be a multiple of num_groups={self.num_groups}")
+
+
+@dataclass(frozen=True)
+class MoEConfig:
+    """Mixture-of-experts FFN of the ``E`` layers (Megatron-Core ``MoELayer``)."""
+
+    num_experts: int
+    top_k: int
+    ffn_hidden_size: int  # per routed expert
+    shared_expert_ffn_hidden_size: int | None = None  # one always-on shared expert of this size
+    score_function: Literal["softmax", "sigmoid"] = "softmax"
+    topk_scaling_factor: float | None = None  # routed weights multiplied by this
+    # Aux-loss-free load balancing: a per-expert bias added to the scores for top-k selection
+    # only, nudged after every step towards equal load (Megatron moe_router_enable_expert_bias).
+    enable_expert_bias: bool = False
+    bias_update_rate: float = 1e-3
+    load_balancing: Literal["none", "aux_loss", "seq_aux_loss"] = "none"
+    aux_loss_coeff: float = 0.0
+    freeze_router: bool = False  # router weights (and expert bias updates) frozen, as Nano-3 RL did
+
+    def __post_init__(self) -> None:
+        if self.num_experts < 1 or not 1 <= self.top_k <= self.num_experts:
+            raise ValueError(f"moe: need 1 <= top_k={self.top_k} <= num_experts={self.num_experts}")
+        if self.ffn_hidden_size < 1:
+            raise ValueError("moe.ffn_hidden_size must be >= 1")
+        if self.load_balancing == "none" and self.aux_loss_coeff:
+            raise ValueError("moe.aux_loss_coeff needs moe.load_balancing aux_loss or seq_aux_loss")
 
 
 @dataclass(frozen=True)
@@ -51,6 +101,12 @@ class ModelConfig:
     add_qkv_bias: bool = False  # Qwen2/2.5 only
     tie_word_embeddings: bool = False
     norm_epsilon: float = 1e-6
+    # nemotron_h only: one symbol per layer (M mamba, * attention, E moe, - dense MLP)
+    hybrid_layer_pattern: str | None = None
+    activation: Literal["swiglu", "squared_relu"] = "swiglu"  # MLP and expert activation
+    position_embedding: Literal["rope", "none"] = "rope"  # nemotron_h attention has no RoPE
+    mamba: MambaConfig | None = None
+    moe: MoEConfig | None = None
 
     def __post_init__(self) -> None:
         if self.num_attention_heads % self.num_query_groups:
@@ -58,6 +114,22 @@ class ModelConfig:
                 f"num_attention_heads={self.num_attention_heads} must be a multiple of "
                 f"num_query_groups={self.num_query_groups}"
             )
+        pattern = self.hybrid_layer_pattern
+        if self.family is not ModelFamily.NEMOTRON_H:
+            if pattern is not None or self.mamba is not None or self.moe is not None:
+                raise ValueError("hybrid_layer_pattern/mamba/moe are for family nemotron_h only")
+            return
+        if not pattern:
+            raise ValueError("family nemotron_h needs hybrid_layer_pattern")
+        unknown = set(pattern) - set(HYBRID_LAYER_SYMBOLS)
+        if unknown:
+            raise ValueError(f"hybrid_layer_pattern: unknown symbols {sorted(unknown)} (use M * E -)")
+        if len(pattern) != self.num_layers:
+            raise ValueError(f"hybrid_layer_pattern has {len(pattern)} layers, num_layers={self.num_layers}")
+        if "M" in pattern and self.mamba is None:
+            raise ValueError("hybrid_layer_pattern has Mamba layers (M): set model.mamba")
+        if "E" in pattern and self.moe is None:
+            raise ValueError("hybrid_layer_pattern has MoE layers (E): set model.moe")
 
 
 @dataclass(frozen=True)
@@ -69,14 +141,18 @@ class ParallelConfig:
     virtual_pipeline: int | None = None
     context: int = 1
     sequence_parallel: bool = False
+    expert: int = 1  # expert parallelism (MoE): routed experts split over this many ranks
+    expert_tensor: int | None = None  # tensor parallelism inside each expert; None: = tensor
     # Activation recomputation (Megatron): "selective" recomputes core attention, "full" every
     # layer's activations (one layer per block, uniform); trades compute for long-context memory.
     recompute: Literal["none", "selective", "full"] = "none"
 
     def __post_init__(self) -> None:
-        for name in ("tensor", "pipeline", "context"):
+        for name in ("tensor", "pipeline", "context", "expert"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.expert_tensor is not None and self.expert_tensor < 1:
+            raise ValueError("expert_tensor must be >= 1")
         if self.sequence_parallel and self.tensor == 1:
             raise ValueError("sequence_parallel needs tensor > 1")
         if self.virtual_pipeline is not None and self.pipeline == 1:
@@ -85,6 +161,12 @@ class ParallelConfig:
     @property
     def model_parallel_size(self) -> int:
         return self.tensor * self.pipeline * self.context
+
+    @property
+    def expert_model_parallel_size(self) -> int:
+        """Ranks one copy of the experts spans: expert_tensor * expert * pipeline (Megatron's
+        expert grid; the world size must be a multiple of it as well)."""
+        return (self.expert_tensor or self.tensor) * self.expert * self.pipeline
 
     @property
     def sequence_multiple(self) -> int:

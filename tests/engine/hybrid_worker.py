@@ -1,0 +1,139 @@
+"""One rank of a nemotron_h (hybrid Mamba-2 / attention / MoE) engine job:
+``python hybrid_worker.py SCENARIO OUT_DIR [key=value ...]``; writes ``OUT_DIR/<scenario>_rank<r>.json``.
+
+``single`` (1 rank): saves the random initial weights (every layout then starts from them, loaded
+with resharding), trains the uninterrupted baseline, overfits one batch, checks expert-bias
+updates and the frozen router. ``layouts`` (2 ranks): EP=2, TP=2 (experts TP-split too) and DP=2
+from the same weights and data; an EP=2 checkpoint resumed under TP=2 and under TP=1 x DP=2.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import engine_worker as ew  # noqa: E402  (tests/engine on sys.path)
+from cascade.config import load_stage_config
+from cascade.engine import (
+    Checkpointer,
+    MicroBatch,
+    build_model,
+    build_optimizer,
+    build_scheduler,
+    causal_lm_batch,
+    init_distributed,
+    split_global_batch,
+    train_step,
+)
+
+HERE = Path(__file__).resolve().parent
+LAYOUTS = {"ep2": "expert=2", "tp2": "tensor=2,sequence_parallel=1", "dp2": ""}
+STEPS, RESUME_AT = 6, 3
+ARGS = dict(a.split("=", 1) for a in sys.argv[3:])
+OUT = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(".")
+
+
+def stage_config(extra: list[str] | None = None):
+    """The tiny hybrid as an fp32 SFT stage (layouts then differ only in summation order)."""
+    overrides = [
+        "precision.params_dtype=fp32", "optim.lr=3.0e-3", "optim.min_lr=3.0e-4",
+        "optim.weight_decay=0.01", "optim.clip_grad=1.0",
+        "scheduler.type=cosine", "scheduler.warmup_steps=1", "scheduler.warmup_start_lr=3.0e-4",
+    ]
+    return load_stage_config(HERE / "tiny_hybrid_sft.yaml", overrides + (extra or []))
+
+
+def setup(cfg, parallel):  # noqa: ANN001
+    """Layout + model + optimizer + scheduler as a stage builds them (the layout check is told
+    the model: the hybrid's torch norms take sequence parallelism)."""
+    init_distributed(parallel, seed=cfg.train.seed, model=cfg.model)
+    model = build_model(cfg.model, parallel, cfg.precision)
+    opt = build_optimizer(model, cfg.optim, cfg.precision, parallel)
+    return model, opt, build_scheduler(opt, cfg.optim, cfg.scheduler, total_steps=STEPS)
+
+
+def router_state(model) -> tuple[list[float], list[float]]:  # noqa: ANN001
+    """(sum of router weights, expert bias values) of this rank's MoE layers."""
+    weights, bias = [], []
+    for name, p in model[0].named_parameters():
+        if name.endswith("router.weight"):
+            weights.append(float(p.detach().double().sum()))
+    for name, b in model[0].named_buffers():
+        if name.endswith("expert_bias"):
+            bias += b.detach().double().tolist()
+    return weights, bias
+
+
+def fixed_batch() -> MicroBatch:
+    g = torch.Generator().manual_seed(3)
+    tokens = torch.randint(0, 512, (ew.GLOBAL_BATCH, ew.SEQ + 1), generator=g)
+    return causal_lm_batch(tokens, torch.ones(ew.GLOBAL_BATCH, ew.SEQ))
+
+
+def scenario_single() -> dict:
+    cfg, out = stage_config(), {}
+    model, opt, sched = setup(cfg, ew.parallel_of(""))
+    Checkpointer(OUT / "init", model).save(0)
+    _, bias0 = router_state(model)
+    gen = ew.data_stream()
+    out["losses"] = ew.train(model, opt, sched, STEPS, gen)
+    _, bias1 = router_state(model)
+    out["expert_bias_moved"] = max(abs(a - b) for a, b in zip(bias0, bias1))
+    out["num_params"] = sum(p.numel() for p in model[0].parameters())
+
+    # the same model learns: one fixed batch, repeated
+    model, opt, sched = setup(cfg, ew.parallel_of(""))
+    Checkpointer(OUT / "init", model).load_latest(load_optimizer=False)
+    batch = split_global_batch(fixed_batch(), ew.MBS)
+    out["overfit_losses"] = [train_step(model, opt, sched, batch)["lm_loss"] for _ in range(STEPS)]
+
+    # Nano-3 RL's frozen router: weights and expert bias stay put while the rest trains
+    frozen = stage_config(["model.moe.freeze_router=true"])
+    model, opt, sched = setup(frozen, ew.parallel_of(""))
+    w0, b0 = router_state(model)
+    out["frozen_losses"] = ew.train(model, opt, sched, 2, ew.data_stream())
+    w1, b1 = router_state(model)
+    out["frozen_router_delta"] = max(abs(a - b) for a, b in zip(w0 + b0, w1 + b1))
+    return out
+
+
+def _from_init(cfg, spec: str):  # noqa: ANN001
+    model, opt, sched = setup(cfg, ew.parallel_of(spec))
+    Checkpointer(ARGS["init"], model).load_latest(load_optimizer=False)
+    return model, opt, sched
+
+
+def scenario_layouts() -> dict:
+    cfg, out = stage_config(), {}
+    names = ARGS.get("layouts", "ep2,tp2,dp2").split(",")
+    for name, spec in [(n, LAYOUTS[n]) for n in names]:
+        model, opt, sched = _from_init(cfg, spec)
+        ckpt, gen, losses = Checkpointer(OUT / f"ckpt_{name}", model, opt, sched), ew.data_stream(), []
+        for step in range(1, STEPS + 1):
+            losses += ew.train(model, opt, sched, 1, gen)
+            if name == "ep2" and step == RESUME_AT:
+                ckpt.save(step, {"data_rng": gen.get_state()})
+        out[f"{name}_losses"] = losses
+    for name, spec in [(f"ep2_to_{n}", LAYOUTS[n]) for n in names if n != "ep2"]:
+        model, opt, sched = setup(cfg, ew.parallel_of(spec))
+        loaded = Checkpointer(OUT / "ckpt_ep2", model, opt, sched).load_latest()
+        out[f"{name}_resumed"] = [loaded.step, loaded.restored_optimizer]
+        gen = ew.data_stream()
+        gen.set_state(loaded.extra_state["data_rng"])
+        out[f"{name}_losses"] = ew.train(model, opt, sched, STEPS - loaded.step, gen)
+    return out
+
+
+def main() -> None:
+    t0 = time.time()
+    result = globals()[f"scenario_{sys.argv[1]}"]()
+    result["seconds"] = time.time() - t0
+    ew.OUT = OUT
+    ew.write(result)
+
+
+if __name__ == "__main__":
+    main()
