@@ -16,6 +16,9 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cascade.config.cli import DEBUG_FLAG, run_cli
+from cascade.config.errors import UserError
+from cascade.fileio import atomic_write_text
 from evals.benchmarks import benchmark_names
 from evals.paper import MODEL_BY_CASCADE, PaperNumbers, load_numbers, paper_numbers_for
 from evals.runner import RESULTS_SCHEMA, results_path
@@ -61,9 +64,13 @@ def _read_results(stage_dir: Path, name: str) -> dict | None:
     path = results_path(stage_dir, name)
     if not path.is_file():
         return None
-    doc = json.loads(path.read_text())
-    if doc.get("schema") != RESULTS_SCHEMA:
-        raise ValueError(f"{path}: schema {doc.get('schema')!r}, expected {RESULTS_SCHEMA!r}")
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not a results file ({e}); re-run its stage's eval to rewrite it") from e
+    if not isinstance(doc, dict) or doc.get("schema") != RESULTS_SCHEMA or not isinstance(doc.get("benchmarks"), dict):
+        schema = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
+        raise UserError(f"{path}: schema {schema!r}, expected {RESULTS_SCHEMA!r} with a `benchmarks` mapping")
     return doc
 
 
@@ -157,9 +164,14 @@ def make_report(run_dir: str | Path, cascade: str | None = None, paper_model: st
     from evals.plots import plot_benchmarks, plot_training_curves
 
     run_dir = Path(run_dir).resolve()
+    if not run_dir.is_dir():  # checked first: a mistyped dir must not get a report/ of its own
+        raise UserError(f"run dir {run_dir} does not exist" if not run_dir.exists() else f"{run_dir} is not a directory")
     stages, cascade_name = discover_stages(run_dir, cascade)
     if not stages:
-        raise FileNotFoundError(f"{run_dir}: no stage directories (NN_name) found")
+        raise UserError(f"{run_dir}: no stage directories (NN_name) found: is this a cascade's run dir?")
+    if not any(s.results for s in stages):
+        looked = ", ".join(str(results_path(s.dir, s.name)) for s in stages[:2])
+        raise UserError(f"{run_dir}: no stage has eval results yet ({len(stages)} stage(s); looked for {looked}, ...)")
     if paper_model == "auto":
         paper_model = MODEL_BY_CASCADE.get(cascade_name or "", "none")
     paper = None if paper_model == "none" else paper_numbers_for(paper_model, [s.name for s in stages])
@@ -171,15 +183,15 @@ def make_report(run_dir: str | Path, cascade: str | None = None, paper_model: st
         made["benchmarks vs stage"] = plot_benchmarks(table["stage_names"], table["rows"], out / "benchmarks.png")
         made["RL reward and response length"] = plot_training_curves(
             [(s.name, read_metrics(s.dir)) for s in stages], out / "rl_curves.png")
-    (out / "report.json").write_text(json.dumps({**table, "paper_model": paper_model,
+    atomic_write_text(out / "report.json", json.dumps({**table, "paper_model": paper_model,
                                                   "plots": {k: str(v) if v else None for k, v in made.items()}},
                                                  indent=2) + "\n")
     md = out / "report.md"
-    md.write_text(render_markdown(run_dir, table, paper, made))
+    atomic_write_text(md, render_markdown(run_dir, table, paper, made))
     return md
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m evals.report", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", help="a cascade's run dir (holds NN_<stage>/evals/<stage>.json)")
@@ -188,11 +200,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="show the paper's per-stage numbers for this model (auto: from the cascade name)")
     ap.add_argument("--out", help="output dir (default RUN_DIR/report)")
     ap.add_argument("--no-plots", action="store_true")
-    args = ap.parse_args(argv)
+    args = ap.parse_args([a for a in argv if a != DEBUG_FLAG])
     md = make_report(args.run_dir, args.cascade, args.paper, args.out, plots=not args.no_plots)
     print(md.read_text())
     print(f"[evals] wrote {md} (training curves read from <stage>/{METRICS_FILE})", file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv, prog="python -m evals.report")
 
 
 if __name__ == "__main__":

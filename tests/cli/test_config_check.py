@@ -3,7 +3,7 @@ syntax errors, missing paths, and stages that get `kind:` through `defaults:` (v
 
 from __future__ import annotations
 
-from conftest import REPO, Shell
+from cli_helpers import REPO, Shell
 
 SFT = REPO / "nemo_configs/qwen3_8b/sft_stage1_16k.yaml"
 

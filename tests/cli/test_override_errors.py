@@ -4,7 +4,7 @@ by meaning where NeMo-RL / verl users bring their own names."""
 from __future__ import annotations
 
 import pytest
-from conftest import REPO, Shell, assert_one_line_error
+from cli_helpers import REPO, Shell, assert_one_line_error
 
 MATH = "nemo_configs/qwen3_8b/math_rl_24k.yaml"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import Shell, assert_one_line_error
+from cli_helpers import Shell, assert_one_line_error
 
 from cascade.config.cli import split_overrides
 

@@ -4,7 +4,7 @@ rule, so a dry run no longer passes a run that would train nothing."""
 from __future__ import annotations
 
 import pytest
-from conftest import Shell, assert_one_line_error
+from cli_helpers import Shell, assert_one_line_error
 
 MATH = "nemo_configs/qwen3_8b/math_rl_24k.yaml"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Shell, assert_one_line_error
+from cli_helpers import Shell, assert_one_line_error
 
 ROW = '{"response": "so \\\\boxed{4}", "ground_truth": "4"}\n'
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import Shell, assert_one_line_error
+from cli_helpers import Shell, assert_one_line_error
 
 CASCADE_8B = "nemo_configs/qwen3_8b/cascade.yaml"
 
