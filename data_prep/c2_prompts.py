@@ -153,7 +153,7 @@ def adapt_structured(row: Row, args: argparse.Namespace) -> RLRecord:
     schema = checked_schema(maybe_json(row.data["schema"]))  # ValueError: not a JSON Schema -> bad row
     if not isinstance(schema, dict) or not schema:
         raise ValueError("schema must be a non-empty JSON Schema object")
-    shown = json.dumps(schema, indent=2, ensure_ascii=False)
+    shown = json.dumps(schema, ensure_ascii=False)  # one line: a third of the tokens of an indented schema
     if _squash(json.dumps(schema, ensure_ascii=False)) not in _squash(msgs[-1]["content"]):
         msgs[-1] = {"role": "user", "content": f"{msgs[-1]['content']}\n\n{STRUCTURED_SUFFIX.format(schema=shown)}"}
     return RLRecord(id=stable_id("structured", row, msgs[-1]["content"]), domain=RewardDomain.STRUCTURED_OUTPUT,
@@ -171,30 +171,31 @@ TOOLS_SCHEMA = InputSchema("workplace assistant (Nemotron-RL-agent-workplace_ass
     Column("source", "str", ("data_source",), required=False),
     Column("id", "str | int", ("index", "uid", "task_id"), required=False),
 ))
-_ARG_TYPES = {"_text": "string", "_nonempty": "string", "_people": "email or JSON list of emails",
+_ARG_TYPES = {"_text": "string", "_nonempty": "string", "_people": "email | list of emails",
               "_minute": "date-time YYYY-MM-DDTHH:MM", "_day": "date YYYY-MM-DD",
               "_status": "todo | in_progress | done"}
 EXAMPLE_CALL = ToolCall("update_task", {"task_id": "task-7", "status": "done"})
 
 
-def tool_lines() -> str:
-    """One line per whitelisted tool: name(arg: type, optional?: type): description."""
+def tool_lines(names: Sequence[str] = tuple(TOOLS)) -> str:
+    """One line per listed tool: name(arg: type, optional?: type): description."""
     out = []
-    for name, tool in TOOLS.items():
+    for name in names:
+        tool = TOOLS[name]
         args = [f"{a}: {_ARG_TYPES.get(t.__name__, 'value')}" for a, t in tool.required.items()]
         args += [f"{a}?: {_ARG_TYPES.get(t.__name__, 'value')}" for a, t in tool.optional.items()]
         out.append(f"- {name}({', '.join(args)}): {tool.description}")
     return "\n".join(out)
 
 
-@lru_cache(maxsize=2)
-def tools_system(syntax: str) -> str:
+@lru_cache(maxsize=8)
+def tools_system(syntax: str, names: tuple[str, ...] = tuple(TOOLS)) -> str:
     """The system turn's fixed part: the tools and the exact call syntax the reward parses."""
     example = c2_call(EXAMPLE_CALL) if syntax == "xml" else c1_call(EXAMPLE_CALL)
-    return ("You are a workplace assistant. You change the company database only by calling these tools "
-            "(arguments marked ? are optional):\n" + tool_lines() +
-            "\n\nTo call a tool, write one block per call in exactly this format (this example marks task-7 done):\n"
-            + example + "\nMake every call the request needs, in order, and no other calls.")
+    return ("You are a workplace assistant. You change the company database only with these tools "
+            "(? = optional argument):\n" + tool_lines(names) +
+            "\n\nWrite each call in exactly this format (this example marks task-7 done):\n"
+            + example + "\nMake the calls the request needs, in order, and no others.")
 
 
 def tool_calls(value: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -217,7 +218,10 @@ def adapt_tools(row: Row, args: argparse.Namespace) -> RLRecord:
     given = row.data.get("expected_state")
     expected = normalize_state(maybe_json(given), "expected_state") if given is not None else None
     if row.data.get("calls") is not None:
-        replayed = replay(initial, tool_calls(row.data["calls"]))  # ToolError: gold calls the DB refuses
+        calls = tool_calls(row.data["calls"])
+        replayed = replay(initial, calls)  # ToolError: gold calls the DB refuses
+        if any(name not in args.tools for name, _ in calls):
+            raise Drop("unlisted_tool")  # the prompt would not show the tool the task needs
         if expected is not None and replayed != expected:
             raise ValueError("expected_state is not the state the gold calls produce")
         expected = replayed
@@ -225,7 +229,7 @@ def adapt_tools(row: Row, args: argparse.Namespace) -> RLRecord:
         raise ValueError("need expected_state or the gold calls")
     if expected == initial:
         raise Drop("no_state_change")  # doing nothing would earn the reward
-    system = tools_system(args.call_syntax)
+    system = tools_system(args.call_syntax, args.tools)
     if args.show_state:
         system += "\n\nThe current database (JSON):\n" + json.dumps(initial, ensure_ascii=False, sort_keys=True)
     if msgs[0]["role"] == "system":
@@ -324,6 +328,14 @@ def build(name: str, args: argparse.Namespace, cfg: rl_common.RLBuildConfig) -> 
     return rl_common.finish(records, cfg, manifest, args.out_dir)
 
 
+def _tool_names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in TOOLS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown tool(s) {unknown}; known: {','.join(TOOLS)}")
+    return names
+
+
 def _args(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in vars(args).items() if k not in ("func", "counter")}
 
@@ -340,6 +352,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  "(Qwen3-Coder), json = Cascade-1's (Qwen3); the reward reads both")
             sp.add_argument("--no-state", dest="show_state", action="store_false",
                             help="do not show the initial database in the system turn")
+            sp.add_argument("--tools", type=_tool_names, default=tuple(TOOLS),
+                            help=f"comma-separated tools to list (default all: {','.join(TOOLS)}); rows whose "
+                                 "gold calls use another are dropped")
         if name == "long_context":
             sp.add_argument("--tokenizer", help="local tokenizer dir: enables the prompt-token limits")
             sp.add_argument("--max-prompt-tokens", type=int, default=0, help="0: no limit (C2 §4.6: 32K)")

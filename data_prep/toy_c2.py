@@ -78,7 +78,9 @@ def build_toy_c2(out_dir: str | Path, cfg: ToyC2Config = ToyC2Config()) -> dict[
     extra = {
         # generated sets: distinct by construction, and their shared templates would read as near duplicates
         "structured": ["--no-dedup"],
-        "tools": ["--no-dedup", "--call-syntax", cfg.call_syntax],
+        # the toy lists only the tools its tasks need and no database (every argument is in the request):
+        # the full system turn is ~750 SmolLM2 tokens, this one ~250
+        "tools": ["--no-dedup", "--call-syntax", cfg.call_syntax, "--no-state", "--tools", ",".join(src.TOY_TOOLS)],
         "long_context": ["--tokenizer", str(off.smollm2_hf_dir()), "--min-prompt-tokens", str(cfg.lc_min_prompt_tokens),
                          "--max-prompt-tokens", str(cfg.lc_max_prompt_tokens)],
     }

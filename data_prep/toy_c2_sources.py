@@ -24,12 +24,15 @@ from data_prep.c2_prompts import long_context_prompt
 
 Row = dict[str, Any]
 LETTERS = "ABCD"
+MCQA_MAX_CHARS = 500  # question + options: keeps the toy prompts within ~200 SmolLM2 tokens
+TOY_TOOLS = ("update_task", "send_email", "create_event")  # what tool_rows' gold calls use
 
 
 # --- MCQA: MMLU validation + dev ----------------------------------------------------------------
 def mcqa_rows(n: int) -> list[Row]:
     rows = []
-    for r in ts.pick(ts.mmlu_toy(), n, "c2-mcqa"):
+    short = [r for r in ts.mmlu_toy() if len(r["question"]) + sum(map(len, r["choices"])) <= MCQA_MAX_CHARS]
+    for r in ts.pick(short, n, "c2-mcqa"):
         letter = LETTERS[r["answer"]]
         rows.append({"question": r["question"], "options": r["choices"], "answer": letter,
                      "subject": r["subject"], "source": f"mmlu/{r['subject']}",

@@ -156,6 +156,17 @@ def test_tool_rows_list_the_tools_and_replay_to_the_expected_state(tmp_path, cap
     assert rewards(RewardDomain.TOOL_CALLING, recs + recs, right + wrong) == [1.0] * 3 + [0.0] * 3
 
 
+def test_tools_subset_lists_only_those_tools_and_drops_tasks_that_need_another(tmp_path):
+    rows = [{"prompt": "Mark task-1 done.", "initial_state": DB, "calls": DONE, "id": "a"},
+            {"prompt": "Mail Raj.", "initial_state": DB, "calls": MAIL, "id": "b"}]
+    recs, m = run(tmp_path, "tools", rows, [], "--tools", "update_task", "--no-state", "--call-syntax", "json")
+    assert [r.id for r in recs] == ["tools-a"] and step(m, "filter")["dropped"] == {"unlisted_tool": 1}
+    system = recs[0].prompt[0]["content"]
+    assert "- update_task(task_id: string" in system and "send_email" not in system and "ana@corp" not in system
+    with pytest.raises(SystemExit):
+        c2_prompts.main(["tools", "--input", "x", "--out-dir", str(tmp_path), "--tools", "rm_rf"])
+
+
 # --- long context ---------------------------------------------------------------------------------
 @pytest.fixture
 def judge():
@@ -210,7 +221,8 @@ def test_long_context_rows_reach_the_judge_with_question_and_reference(tmp_path,
     url, seen = judge
     got = lc_rewards(url, recs + recs, ["<think>count</think>It has 212 steps.", "40", "It has 200 steps.", "41"])
     assert got == [1.0, 1.0, 0.0, 0.0]
-    assert "How many steps" in seen[0] and "212" in seen[0] and "Vale Island" not in seen[0]  # never the document
+    first = next(x for x in seen if "How many steps" in x)  # the judge calls run concurrently
+    assert "<reference_answer>\n212\n" in first and not any("Vale Island" in x for x in seen)  # never the document
 
 
 # --- the toy C2 sets ------------------------------------------------------------------------------
@@ -235,8 +247,9 @@ def test_toy_c2_builds_into_a_c1_toy_dir_and_every_gold_answer_scores(tmp_path, 
     def raw_of(r):
         return raw[next(s for s in SETS if f"/raw_c2/{s}/" in r.metadata["origin"])][int(r.metadata["origin"].rsplit(" ", 1)[1]) - 1]
 
-    test_questions = {r["question"] for r in offline.mmlu("test")}
-    assert not any(raw_of(r)["question"] in test_questions for r in recs["mcqa"])  # MMLU val/dev only
+    # MMLU val/dev only (a generic stem such as "Which of the following is true?" recurs in test, the item does not)
+    test_items = {(r["question"], tuple(r["choices"])) for r in offline.mmlu("test")}
+    assert not any((raw_of(r)["question"], tuple(raw_of(r)["options"])) in test_items for r in recs["mcqa"])
     mc = recs["mcqa"]
     assert rewards(RewardDomain.STEM_MCQA, mc + mc, [gold(r) for r in mc] +
                    [f"Answer: {'B' if r.ground_truth == 'A' else 'A'}" for r in mc]) == [1.0] * 12 + [0.0] * 12
