@@ -34,8 +34,10 @@ API (one concept per module):
   ``parallel.recompute`` selects activation recomputation (none/selective/full).
 * ``model``: ``build_model(model_cfg, parallel_cfg, precision_cfg, wrap_ddp=True,
   use_distributed_optimizer=True) -> list[chunk]``; ``count_parameters_on_meta(model_cfg)``;
-  ``transformer_config``; ``unwrap``. Qwen3 / Qwen2 / Llama as Megatron GPTModels (TE spec on GPU,
-  local spec on CPU).
+  ``parameter_counts_on_meta(model_cfg) -> (total, active)``; ``transformer_config``; ``unwrap``.
+  Qwen3 / Qwen2 / Llama as Megatron GPTModels (TE spec on GPU, local spec on CPU); ``nemotron_h``
+  (hybrid Mamba-2 / attention / MoE, expert parallelism via ``parallel.expert``) as a Megatron
+  HybridModel (``hybrid``; on CPU the Mamba kernels are the torch references in ``cpu_kernels``).
 * ``precision``: ``resolve_precision(precision_cfg, parallel_cfg) -> PrecisionPlan``; bf16 default,
   FP8 (TE) on GPU only, ``PrecisionError`` otherwise.
 * ``optim``: ``build_optimizer`` (Megatron AdamW, distributed optimizer, grad clipping, wired
@@ -60,7 +62,8 @@ API (one concept per module):
   tokenizer_dir, dtype)``, ``hf_state_dict`` (HF-named full tensors, e.g. for a vLLM refit),
   ``hf_backend()`` (Megatron-Bridge when importable, else our mapping ``hf_mapping``).
 * ``launch``: ``run_local`` / ``LocalRanks`` start N local gloo ranks (tests, CPU toy runs).
-* CLI (contract): ``python -m cascade.engine params CONFIG_YAML`` prints ``total_params=<int>``.
+* CLI (contract): ``python -m cascade.engine params CONFIG_YAML`` prints ``total_params=<int>``
+  (and ``active_params=<int>`` for MoE models).
 """
 
 from __future__ import annotations
@@ -70,8 +73,8 @@ from typing import Any
 
 _EXPORTS = {
     "parallel": ("init_distributed", "destroy_distributed", "Layout", "LayoutError"),
-    "model": ("build_model", "count_parameters_on_meta", "transformer_config", "unwrap",
-              "ModelBuildError"),
+    "model": ("build_model", "count_parameters_on_meta", "parameter_counts_on_meta",
+              "transformer_config", "unwrap", "ModelBuildError"),
     "precision": ("resolve_precision", "PrecisionPlan", "PrecisionError"),
     "optim": ("build_optimizer", "build_scheduler"),
     "batch": ("MicroBatch", "causal_lm_batch", "split_global_batch", "num_microbatches"),

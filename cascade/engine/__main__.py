@@ -4,7 +4,9 @@
     python -m cascade.engine memory STAGE_YAML [--gpu-memory-gib N] [key=value ...]   (contract)
 
 ``params`` builds the stage's model on the meta device (no weights, no GPU, a 1-process gloo group)
-and prints ``total_params=<int>``, the count of the equivalent HF model (tied embeddings once).
+and prints ``total_params=<int>``, the count of the equivalent HF model (tied embeddings once);
+for MoE models also ``active_params=<int>``: what one token passes through (all but the routed
+experts, of which top_k; embedding and output layer included).
 
 ``memory`` prints the per-GPU memory plan of the stage's layout (``cascade.engine.memory_plan``:
 arithmetic only, no torch) as a table whose last line is ``fits=true ...`` or ``fits=false <the
@@ -42,18 +44,23 @@ def _cmd_params(args: argparse.Namespace) -> int:
     from megatron.core import parallel_state as ps
 
     from cascade.engine.launch import free_port
-    from cascade.engine.model import count_parameters_on_meta
+    from cascade.engine.model import parameter_counts_on_meta
 
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1
     )
     try:
         ps.initialize_model_parallel()
-        total = count_parameters_on_meta(model_cfg)
+        from megatron.core import tensor_parallel
+
+        tensor_parallel.model_parallel_cuda_manual_seed(0)  # Mamba mixers fork the RNG tracker
+        total, active = parameter_counts_on_meta(model_cfg)
     finally:
         ps.destroy_model_parallel()
         dist.destroy_process_group()
     print(f"total_params={total}")
+    if getattr(model_cfg, "moe", None) is not None:  # (contract) MoE models: per-token count too
+        print(f"active_params={active}")
     return 0
 
 

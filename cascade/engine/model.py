@@ -246,8 +246,11 @@ def build_model(
     return chunks
 
 
-def count_parameters_on_meta(model: ModelConfig) -> int:
-    """Total parameters of ``model`` at TP=PP=1, built on the meta device (no memory, no init).
+def parameter_counts_on_meta(model: ModelConfig) -> tuple[int, int]:
+    """(total, active) parameters of ``model`` at TP=PP=EP=1, built on the meta device (no
+    memory, no init). Active counts what one token passes through: every parameter except the
+    routed experts, of which ``top_k`` of ``num_experts`` (embedding and output layer included;
+    equal to total for dense models).
 
     Needs a (1-process) ``init_distributed`` first; counts the tied embedding once.
     """
@@ -256,7 +259,21 @@ def count_parameters_on_meta(model: ModelConfig) -> int:
     cfg = transformer_config(model, parallel, plan, meta=True)
     with torch.device("meta"):
         chunk = _gpt_chunk(model, cfg, layer_spec(model, use_te=False), None)
-    return sum(p.numel() for p in chunk.parameters())
+    total = routed = 0
+    for name, p in chunk.named_parameters():
+        total += p.numel()
+        if ".mlp.experts." in f".{name}":
+            routed += p.numel()
+    if model.moe is None:
+        return total, total
+    active_routed, rem = divmod(routed * model.moe.top_k, model.moe.num_experts)
+    assert rem == 0, "routed experts of unequal sizes"
+    return total, total - routed + active_routed
+
+
+def count_parameters_on_meta(model: ModelConfig) -> int:
+    """Total parameters of ``model`` (see ``parameter_counts_on_meta``)."""
+    return parameter_counts_on_meta(model)[0]
 
 
 def unwrap(chunks: list[MegatronModule]) -> list[GPTModel]:
