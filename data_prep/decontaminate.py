@@ -323,3 +323,16 @@ def config_from_args(args: argparse.Namespace) -> DecontamConfig | None:
     return DecontamConfig(n=args.ngram, min_overlap=args.min_overlap, min_coverage=args.min_coverage,
                           max_doc_freq=args.max_doc_freq,
                           eval_sets=sets, eval_files=tuple(args.eval_file), workers=args.workers)
+
+
+if __name__ == "__main__":  # a library step, not a command: --help says what it does and who runs it
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m data_prep.decontaminate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Not a command of its own: python -m data_prep.sft_blend, rl_prompts, swe_prompts and c2_prompts run it with the options below.")
+    add_args(parser)
+    parser.parse_args()
+    print(f"{parser.prog} is a library step: python -m data_prep.sft_blend, rl_prompts, swe_prompts and c2_prompts run it with the options below (see --help)", file=sys.stderr)
+    sys.exit(2)

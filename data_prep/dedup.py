@@ -149,3 +149,15 @@ def dedup_rows(rows: Sequence[T], text: Callable[[T], str], cfg: DedupConfig, ma
     manifest.step(step, len(rows), len(kept), exact_duplicates=res.exact, near_duplicates=res.near,
                   threshold=cfg.threshold, examples=shown)
     return kept
+
+
+if __name__ == "__main__":  # a library step, not a command: --help says what it does and who runs it
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m data_prep.dedup", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Not a command of its own: every prompt builder (python -m data_prep.rl_prompts, sft_blend, swe_prompts, c2_prompts) runs it.")
+    parser.parse_args()
+    print(f"{parser.prog} is a library step: every prompt builder (python -m data_prep.rl_prompts, sft_blend, swe_prompts, c2_prompts) runs it (see --help)", file=sys.stderr)
+    sys.exit(2)

@@ -181,7 +181,7 @@ def parse_pass(spec: str) -> FilterPass:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m data_prep.difficulty_filter", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--input", required=True, help="an RL prompt parquet (cascade.data.records schema)")
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--pass", dest="passes", action="append", required=True, type=parse_pass)
@@ -207,4 +207,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from cascade.config.cli import run_cli  # a UserError is one line, exit 2
+
+    raise SystemExit(run_cli(main, prog="python -m data_prep.difficulty_filter"))

@@ -169,3 +169,15 @@ def parse_eval_file_args(specs: Sequence[str]) -> list[EvalItem]:
             raise ValueError(f"--eval-file expects NAME=PATH, got {spec!r}")
         items += load_eval_file(canonical_name(name), path)
     return items
+
+
+if __name__ == "__main__":  # a library step, not a command: --help says what it does and who runs it
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m data_prep.eval_sets", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Not a command of its own: the decontamination step of every prompt builder reads these sets (--eval-sets, --eval-file NAME=PATH).")
+    parser.parse_args()
+    print(f"{parser.prog} is a library step: the decontamination step of every prompt builder reads these sets (--eval-sets, --eval-file NAME=PATH) (see --help)", file=sys.stderr)
+    sys.exit(2)

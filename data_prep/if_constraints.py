@@ -242,7 +242,7 @@ def build(inputs: Sequence[str], out_dir: str, cfg: ConstraintConfig, build_cfg:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m data_prep.if_constraints", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     rl_common.add_args(p)
     p.add_argument("--taxonomy", choices=TAXONOMIES, default="ifeval")
     p.add_argument("--min-constraints", type=int, default=1)
@@ -258,4 +258,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from cascade.config.cli import run_cli  # a UserError is one line, exit 2
+
+    raise SystemExit(run_cli(main, prog="python -m data_prep.if_constraints"))

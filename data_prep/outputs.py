@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cascade.config.errors import UserError
 from cascade.data.records import write_records
 from data_prep.manifest import Manifest
 
@@ -54,8 +55,16 @@ def upsample(records: Sequence[Any], factor: float, salt: str = "cascade-upsampl
 
 
 def write_product(out_dir: str | Path, files: dict[str, tuple[Sequence[Any], type]], manifest: Manifest) -> Path:
-    """Write `{file name: (records, record type)}` under out_dir, then the manifest."""
+    """Write `{file name: (records, record type)}` under out_dir, then the manifest.
+
+    A product with no record at all is refused (a UserError naming the counts of every step),
+    so an empty or mistyped input never leaves an empty product that a stage would train on.
+    """
     out = Path(out_dir)
+    if not any(len(records) for records, _ in files.values()):
+        counts = ", ".join(f"{s.get('name')} {s.get('rows_in')}->{s.get('rows_out')}" for s in manifest.steps)
+        raise UserError(f"{out}: {manifest.product} has 0 records ({counts or 'no input rows'}): nothing written; "
+                        "check the input paths and filters")
     for name, (records, kind) in files.items():
         path = out / name
         n = write_records(path, records, kind)

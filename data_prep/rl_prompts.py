@@ -233,7 +233,7 @@ def _args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m data_prep.rl_prompts", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="domain", required=True)
     for name in SOURCES:
         sp = sub.add_parser(name, help=SOURCES[name].schema.describe())
@@ -252,4 +252,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from cascade.config.cli import run_cli  # a UserError is one line, exit 2
+
+    raise SystemExit(run_cli(main, prog="python -m data_prep.rl_prompts"))

@@ -80,7 +80,7 @@ def build(inputs: Sequence[str], out_dir: str, val_fraction: float = 0.02) -> di
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m data_prep.rm_pairs", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", nargs="+", required=True)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--val-fraction", type=float, default=0.02)
@@ -91,4 +91,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from cascade.config.cli import run_cli  # a UserError is one line, exit 2
+
+    raise SystemExit(run_cli(main, prog="python -m data_prep.rm_pairs"))

@@ -220,7 +220,7 @@ def _rendered(r: SFTRecord) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m data_prep.sft_blend", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--stage", type=int, choices=sorted(RECIPES), required=True)
     p.add_argument("--input", nargs="+", required=True, help="local copies of the released SFT datasets")
     p.add_argument("--out-dir", required=True)
@@ -240,9 +240,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = BlendConfig(a.stage, RECIPES[a.stage], tuple(a.modes.split(",")), a.val_fraction, a.max_tokens,
                       a.max_rows_per_domain, a.shards, decontam=dc.config_from_args(a))
     counts = build(a.input, a.out_dir, cfg, extra, a.tokenizer)
+    if not counts["train"] and not counts["val"]:
+        from cascade.config.errors import UserError
+
+        raise UserError(f"{a.out_dir}: 0 rows from --input {' '.join(a.input)} (see its manifest.json for each "
+                        "domain's files and drops): the product is empty; check the input paths")
     print(f"wrote {counts['train']} train / {counts['val']} val rows to {a.out_dir}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from cascade.config.cli import run_cli  # a UserError is one line, exit 2
+
+    raise SystemExit(run_cli(main, prog="python -m data_prep.sft_blend"))

@@ -297,7 +297,7 @@ def build(inputs: Sequence[str], out_dir: str | Path, tokenizer: str, cfg: SWECo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m data_prep.swe_prompts", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     rl_common.add_args(p)
     p.add_argument("--tokenizer", required=True, help="local HF tokenizer directory of the policy")
     p.add_argument("--max-prompt-tokens", type=int, default=16384)
@@ -317,4 +317,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from cascade.config.cli import run_cli  # a UserError is one line, exit 2
+
+    raise SystemExit(run_cli(main, prog="python -m data_prep.swe_prompts"))

@@ -70,7 +70,7 @@ def run_cli(fn: Callable[[list[str]], int], argv: Sequence[str] | None = None, p
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = DEBUG_FLAG in argv
     try:
-        return fn(argv)
+        return fn([a for a in argv if a != DEBUG_FLAG])
     except UserError as e:
         if debug:
             raise

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cascade.config.errors import UserError
 from cascade.launch import slurm
 from cascade.launch.submit import JOBS_FILE
 from cascade.runtime.stage_dirs import StageDirs
@@ -129,12 +130,68 @@ def _settled(statuses: list[StageStatus]) -> bool:
     return not any(s.state in (RUNNING, WAITING) and "never satisfied" not in s.detail for s in statuses)
 
 
+def read_jobs(path: Path) -> dict:
+    """jobs.json as submit wrote it; anything else is a UserError naming the file."""
+    try:
+        jobs = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: corrupt ({e}); {path.with_suffix('.json.prev')} holds the submission before, "
+                        f"or re-submit (COMPLETE stages are skipped)") from e
+    stages = jobs.get("stages") if isinstance(jobs, dict) else None
+    keys = ("stage", "job_id", "output_dir", "depends_on", "log")
+    if not isinstance(stages, list) or not all(isinstance(e, dict) and all(k in e for k in keys) for e in stages):
+        raise UserError(f"{path}: not a jobs file of launchers/cascade.sh (needs `stages` with {', '.join(keys)})")
+    jobs.setdefault("name", "?")
+    jobs.setdefault("cascade", "?")
+    jobs.setdefault("submitted_at", "?")
+    return jobs
+
+
+def _local_stage_dirs(target: Path) -> tuple[str, list[tuple[str, Path]]]:
+    """(title, [(stage, output dir)]) of a cascade or run dir run without Slurm (run-local)."""
+    if target.suffix in (".yaml", ".yml"):
+        from cascade.stages import load_cascade
+
+        plan = load_cascade(target)
+        return f"cascade {plan.name} ({plan.source}), run locally", [(s.name, s.output_dir) for s in plan.run_order]
+    dirs = sorted(d for d in target.iterdir() if d.is_dir() and (d.name[:2].isdigit() or d.name.startswith("side_")))
+    return f"run dir {target}, run locally", [(d.name, d) for d in dirs]
+
+
+def local_report(target: Path) -> tuple[str, int]:
+    """Where each stage stands from its markers alone (no jobs.json: the stages ran without Slurm)."""
+    title, stages = _local_stage_dirs(target)
+    if not stages:
+        raise UserError(f"no {JOBS_FILE} and no stage directories at {target}: submit with launchers/cascade.sh "
+                        f"first (or run python -m cascade.launch run-local)")
+    lines = [title, f"  {'stage':<16} {'state':<10} detail"]
+    done = 0
+    for name, out in stages:
+        dirs = StageDirs(out)
+        marker = dirs.read_marker()
+        if marker is not None:
+            done += 1
+            lines.append(f"  {name:<16} {DONE:<10} step {marker.get('step')}, eval {marker.get('eval')}")
+        else:
+            step = dirs.latest_step()
+            detail = f"checkpoint at step {step}" if step is not None else "not started"
+            lines.append(f"  {name:<16} {'INCOMPLETE':<10} {detail} ({out})")
+    if done == len(stages):
+        lines.append("all stages COMPLETE")
+        return "\n".join(lines), EXIT_OK
+    return "\n".join(lines), EXIT_IN_PROGRESS
+
+
 def main(target: str, wait_s: float | None = None, poll_s: float = 1.0) -> int:
     path = find_jobs_file(target)
     if not path.is_file():
-        print(f"no {JOBS_FILE} at {path}: submit with launchers/cascade.sh first")
-        return 2
-    jobs = json.loads(path.read_text())
+        where = Path(target)
+        if where.is_dir() or where.suffix in (".yaml", ".yml") and where.is_file():
+            text, code = local_report(where)  # run-local: the markers are the whole truth
+            print(text)
+            return code
+        raise UserError(f"no {JOBS_FILE} at {path}: submit with launchers/cascade.sh first")
+    jobs = read_jobs(path)
     deadline = time.monotonic() + (wait_s or 0)
     statuses = collect(jobs)
     while wait_s and not _settled(statuses) and time.monotonic() < deadline:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from cascade.config.errors import UserError
 from cascade.launch import status
 from cascade.launch.slurm import parse_scontrol
 from cascade.runtime.stage_dirs import StageDirs
@@ -59,6 +62,6 @@ def test_parse_scontrol_line() -> None:
     assert info["JobState"] == "PENDING" and info["Dependency"] == "afterok:5(failed)" and info["ExitCode"] == "0:0"
 
 
-def test_status_without_jobs_file(tmp_path: Path, capsys) -> None:
-    assert status.main(str(tmp_path)) == 2
-    assert "submit with launchers/cascade.sh first" in capsys.readouterr().out
+def test_status_without_jobs_file(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="submit with launchers/cascade.sh first"):  # one line, exit 2 (cli.py)
+        status.main(str(tmp_path))

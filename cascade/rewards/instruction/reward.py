@@ -15,6 +15,7 @@ with per-row deadlines; workers point NLTK at the offline data (`cascade.offline
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from functools import lru_cache
@@ -94,6 +95,16 @@ def _prompt_text(prompt: Any) -> str:
     return "" if prompt is None else str(prompt)
 
 
+def _from_json(value: Any) -> Any:
+    """A JSON text decoded (a list or object stored as a string), anything else as it is."""
+    if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 @register_reward(RewardDomain.INSTRUCTION)
 class InstructionReward:
     """Batch scorer for `{"response", "prompt", "instruction_id_list", "kwargs"}` rows."""
@@ -111,6 +122,11 @@ class InstructionReward:
         todo, payloads = [], []
         for i, row in enumerate(rows):
             err = require_fields(row, FIELDS)
+            if not err:  # parquet stores them as JSON text (as the code scorer's `tests`): accept both
+                row = {**row, "instruction_id_list": _from_json(row["instruction_id_list"]),
+                       "kwargs": _from_json(row["kwargs"])}
+                if isinstance(row["kwargs"], list):
+                    row["kwargs"] = [_from_json(kw) for kw in row["kwargs"]]
             if not err and not isinstance(row["instruction_id_list"], list):
                 err = "instruction_id_list must be a list"
             if not err and not isinstance(row["kwargs"], list):
