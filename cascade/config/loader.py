@@ -73,7 +73,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         with open(path) as f:
             data = yaml.safe_load(f)
     except yaml.YAMLError as e:
+        if path.suffix not in (".yaml", ".yml"):  # e.g. a launcher script where the cascade YAML goes
+            raise ConfigError(f"{path}: not a YAML file (a cascade or stage .yaml goes here)") from e
         raise ConfigError(f"{path}: invalid YAML: {e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a YAML file (not UTF-8 text)") from e
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -155,7 +155,15 @@ def _local_stage_dirs(target: Path) -> tuple[str, list[tuple[str, Path]]]:
         plan = load_cascade(target)
         return f"cascade {plan.name} ({plan.source}), run locally", [(s.name, s.output_dir) for s in plan.run_order]
     dirs = sorted(d for d in target.iterdir() if d.is_dir() and (d.name[:2].isdigit() or d.name.startswith("side_")))
-    return f"run dir {target}, run locally", [(d.name, d) for d in dirs]
+    for d in dirs:  # run-stage records its cascade in COMPLETE: then every stage is known
+        source = (StageDirs(d).read_marker() or {}).get("cascade")
+        if source and Path(source).is_file():
+            from cascade.stages import load_cascade
+
+            plan = load_cascade(source, [f"run_dir={target}"])
+            return (f"cascade {plan.name} ({plan.source}), run locally in {target}",
+                    [(s.name, s.output_dir) for s in plan.run_order])
+    return f"run dir {target}, run locally (cascade unknown: only the stage dirs found)", [(d.name, d) for d in dirs]
 
 
 def local_report(target: Path) -> tuple[str, int]:

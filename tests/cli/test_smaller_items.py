@@ -1,0 +1,71 @@
+"""Issue 20 item 9: status after run-local, a corrupt jobs.json, the instruction scorer's JSON-text
+kwargs, data_prep on an empty input, its --help and usage lines."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cli_helpers import REPO, Shell, assert_one_line_error
+
+from cascade.runtime.stage_dirs import StageDirs
+
+
+def test_status_after_run_local_reads_the_complete_markers(sh: Shell) -> None:
+    run = sh.home / "runs" / "toy"
+    StageDirs(run / "01_sft").mark_complete({"stage": "sft", "step": 2, "eval": "ok",
+                                             "cascade": str(REPO / "nemo_configs/tiny/cascade.yaml")})
+    proc = sh("python -m cascade.launch status nemo_configs/tiny/cascade.yaml")
+    assert proc.returncode == 3, proc.stderr  # some stages still to run
+    lines = {line.split()[0]: line for line in proc.stdout.splitlines()[2:]}
+    assert "COMPLETE" in lines["sft"] and "step 2" in lines["sft"] and "INCOMPLETE" in lines["rlhf"]
+    proc = sh(f"python -m cascade.launch status {run}")
+    assert proc.returncode == 3 and f"run locally in {run}" in proc.stdout
+    assert [line.split()[0] for line in proc.stdout.splitlines()[2:]] == list(lines)  # every stage, by name
+
+
+def test_a_corrupt_jobs_file_is_named(sh: Shell) -> None:
+    run = sh.home / "runs" / "toy"
+    run.mkdir(parents=True)
+    (run / "jobs.json").write_text('{"stages": [')
+    proc = sh(f"python -m cascade.launch status {run}")
+    assert_one_line_error(proc, str(run / "jobs.json"), "corrupt")
+    (run / "jobs.json").write_text('{"stages": [{"stage": "sft"}]}')
+    proc = sh(f"python -m cascade.launch status {run}/jobs.json")
+    assert_one_line_error(proc, str(run / "jobs.json"), "not a jobs file")
+
+
+def test_instruction_kwargs_as_json_text_score_like_objects(sh: Shell) -> None:
+    rows = [{"response": "hello world", "prompt": "say hi", "instruction_id_list": ids, "kwargs": kwargs}
+            for ids, kwargs in ((["change_case:english_lowercase"], [{}]),
+                                (["change_case:english_lowercase"], "[{}]"),
+                                ('["change_case:english_lowercase"]', ["{}"]))]
+    src, dst = sh.home / "if.jsonl", sh.home / "scored.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = sh(f"python -m cascade.rewards score --domain instruction {src} {dst} --workers 1")
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(line)["reward"] for line in dst.read_text().splitlines()] == [1.0, 1.0, 1.0]
+
+
+def test_data_prep_on_an_empty_input_writes_nothing_and_says_so(sh: Shell) -> None:
+    empty, out = sh.home / "empty.jsonl", sh.home / "out"
+    empty.write_text("")
+    proc = sh(f"python -m data_prep.rm_pairs --input {empty} --out-dir {out}")
+    assert_one_line_error(proc, str(out), "0 records", "read 0->0")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("module", ["decontaminate", "dedup", "eval_sets"])
+def test_library_steps_answer_help(sh: Shell, module: str) -> None:
+    proc = sh(f"python -m data_prep.{module} --help")
+    assert proc.returncode == 0 and proc.stdout.startswith(f"usage: python -m data_prep.{module}")
+    assert "Not a command of its own" in proc.stdout
+    assert_one_line_error(sh(f"python -m data_prep.{module}"), "library step")
+
+
+@pytest.mark.parametrize("module", ["sft_blend", "rl_prompts", "rm_pairs", "swe_prompts", "if_constraints",
+                                    "difficulty_filter"])
+def test_usage_lines_name_the_module(sh: Shell, module: str) -> None:
+    proc = sh(f"python -m data_prep.{module} --help")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"usage: python -m data_prep.{module} ")
