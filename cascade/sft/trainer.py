@@ -33,6 +33,7 @@ from cascade.engine import (
 )
 from cascade.engine.init_source import InitSource
 from cascade.engine.model import eval_mode
+from cascade.sft.accounting import batch_plan
 from cascade.sft.data import BatchInfo, GlobalBatches, SFTRows, build_rows, padded_to_multiple
 
 PREFIX = "sft"
@@ -78,9 +79,12 @@ def heldout_loss(model: list, rows: SFTRows, micro_batch_size: int, pad_id: int)
     return metrics["lm_loss"]
 
 
-def _data_state(cfg: SFTStageConfig, rows: SFTRows) -> dict[str, Any]:
-    return {"fingerprint": rows.fingerprint(), "rows": len(rows), "packed": rows.packed,
-            "global_batch_size": cfg.train.global_batch_size, "seed": cfg.train.seed}
+def _data_state(cfg: SFTStageConfig, rows: SFTRows, rows_per_step: int) -> dict[str, Any]:
+    state = {"fingerprint": rows.fingerprint(), "rows": len(rows), "packed": rows.packed,
+             "global_batch_size": cfg.train.global_batch_size, "seed": cfg.train.seed}
+    if cfg.train.batch_unit != "rows":  # the rows a step draws are then derived: part of the data position
+        state.update(batch_unit=cfg.train.batch_unit, rows_per_step=rows_per_step)
+    return state
 
 
 def _load_init(init: InitSource, model: list, opt: Any, cfg: SFTStageConfig) -> None:
@@ -146,15 +150,20 @@ class SFTHooks:
         ctx.say(f"data: {data.summary['train_packing']}")
         if data.val is not None:
             ctx.say(f"held-out: {data.summary['val_packing']}")
-        self.batches = GlobalBatches(data.train, cfg.train.global_batch_size, cfg.train.seed)
-        self.total = total = cfg.train.steps or self.batches.steps_per_epochs(cfg.data.epochs)
-        passes = total * cfg.train.global_batch_size / len(data.train)
-        ctx.say(f"{total} steps x global batch {cfg.train.global_batch_size} rows = {passes:.2f} passes over "
-                f"{len(data.train)} rows (data.epochs={cfg.data.epochs:g}); layout {_layout_json(ctx.layout)}")
-        if cfg.train.steps and passes > 1.1 * cfg.data.epochs:
-            ctx.say(f"WARNING: train.steps={cfg.train.steps} repeats the data {passes:.1f} times, data.epochs="
-                    f"{cfg.data.epochs:g} (with packing a global batch counts rows, not conversations); "
-                    "train.steps=0 derives the steps from data.epochs")
+        t = cfg.train
+        self.plan = plan = batch_plan(global_batch_size=t.global_batch_size, batch_unit=t.batch_unit, steps=t.steps,
+                                      epochs=cfg.data.epochs, samples=data.summary["train_samples"],
+                                      rows=len(data.train), multiple=t.micro_batch_size * ctx.layout.dp)
+        self.batches = GlobalBatches(data.train, plan.rows_per_step, t.seed)
+        self.total = total = plan.steps
+        passes = plan.passes
+        ctx.say(f"{total} steps x global batch {plan.rows_per_step} rows (~{plan.samples_per_step:.0f} conversations; "
+                f"train.batch_unit={t.batch_unit}) = {passes:.2f} passes over {len(data.train)} rows "
+                f"(data.epochs={cfg.data.epochs:g}); layout {_layout_json(ctx.layout)}")
+        if t.steps and passes > 1.1 * cfg.data.epochs:
+            ctx.say(f"WARNING: train.steps={t.steps} repeats the data {passes:.1f} times, data.epochs="
+                    f"{cfg.data.epochs:g} (with train.batch_unit=rows a global batch counts packed rows, not "
+                    "conversations); train.steps=0 derives the steps from data.epochs")
         self.model = build_model(cfg.model, cfg.parallel, cfg.precision,
                                  use_distributed_optimizer=cfg.optim.use_distributed_optimizer)
         self.optimizer = build_optimizer(self.model, cfg.optim, cfg.precision, cfg.parallel)
@@ -169,7 +178,7 @@ class SFTHooks:
         _load_init(ctx.init, self.model, self.optimizer, self.cfg)
 
     def data_state(self) -> dict[str, Any]:
-        return _data_state(self.cfg, self.data.train)
+        return _data_state(self.cfg, self.data.train, self.plan.rows_per_step)
 
     def describe(self) -> str:
         return f"model {self.n_params:,} parameters; {self.peak.describe()}"

@@ -39,6 +39,9 @@ class SFTDataConfig:
 @dataclass(frozen=True)
 class SFTTrainConfig:
     global_batch_size: int = 256
+    # what global_batch_size counts: packed rows, or conversations (C1 Table 14's 256): then each step
+    # takes the packed rows that hold that many conversations on average (cascade/sft/trainer.py)
+    batch_unit: Literal["rows", "samples"] = "rows"
     micro_batch_size: int = 1
     steps: int = 1  # optimizer steps (the LR horizon unless scheduler.decay_steps); 0: as data.epochs give
     seed: int = 1234
