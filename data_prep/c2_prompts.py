@@ -278,7 +278,8 @@ def long_context_prompt(docs: Sequence[str], question: str) -> str:
 
 
 def adapt_long_context(row: Row, args: argparse.Namespace) -> RLRecord:
-    question, answer = str(row.data["question"]).strip(), str(row.data["answer"] if row.data["answer"] is not None else "").strip()
+    question, answer = str(row.data["question"]).strip(), row.data["answer"]
+    answer = "" if answer is None else str(answer).strip()
     if not question or not answer:
         raise ValueError("empty question or answer")
     if row.data.get("documents") is not None:
