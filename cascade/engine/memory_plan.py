@@ -6,12 +6,17 @@ no torch, no GPU, no Megatron import, so ``python -m cascade.engine memory`` and
 ask it anywhere. What it counts, per GPU of the worst pipeline stage:
 
 * training: weights, fp32 main gradients, fp32 master weights + Adam moments (sharded over DP by
-  the distributed optimizer), activations of one micro-batch at the stage's sequence length
+  the distributed optimizer; routed experts over EP x expert TP, their optimizer state over the
+  expert data-parallel group), activations of one micro-batch at the stage's sequence length
   (Korthikanti et al. 2022, below), the fp32 logits, and a CUDA context/NCCL reserve;
 * RL/MOPD rollouts (colocated vLLM): vLLM's budget ``gpu_memory_utilization x GPU`` must hold its
   weights at rollout TP, a runtime reserve and the KV cache of one longest rollout; while vLLM is
   awake the trainer's weights, gradients and optimizer state stay resident (only activations are
   gone), while training vLLM sleeps and holds no GPU memory. The two phases are checked apart.
+
+The nemotron_h family (Mamba-2 / attention / MoE) is counted layer kind by layer kind in
+``cascade.engine.memory_hybrid`` (and its vLLM cache: KV for the attention layers, a fixed fp32
+SSM state per Mamba layer and sequence).
 
 Constants marked "estimate" were never compared with a GPU measurement.
 """
@@ -20,7 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cascade.config.schema.common import ModelConfig, ParallelConfig
+from cascade.config.schema.common import ModelConfig, ModelFamily, ParallelConfig
+from cascade.engine.memory_hybrid import hybrid_param_counts, hybrid_training, hybrid_vllm_cache
 
 GIB = 1024**3
 # CUDA context, cuBLAS workspaces and NCCL communicator buffers per process, in both phases.
@@ -162,8 +168,17 @@ def plan_memory(config: object, gpu_memory_gib: float = 80.0, *, world_size: int
     world = world_size_of(config) if world_size is None else world_size
     if world < 1 or world % par.model_parallel_size:
         raise ValueError(f"world size {world} is not a multiple of TP*PP*CP = {par.model_parallel_size}")
+    if world % par.expert_model_parallel_size:
+        raise ValueError(f"world size {world} is not a multiple of expert TP*EP*PP = {par.expert_model_parallel_size}")
     dp, t, p, cp = world // par.model_parallel_size, par.tensor, par.pipeline, par.context
+    hybrid = model.family is ModelFamily.NEMOTRON_H
+    if hybrid and p > 1:
+        raise ValueError("nemotron_h is planned (and built) with pipeline=1 only")
     pc = param_counts(model)
+    rows, length, what = _rows_and_length(config)
+    tokens = rows * length / cp  # per GPU: CP splits the sequence
+    hyb = hybrid_training(model, par, world, tokens) if hybrid else None
+    total_params = hybrid_param_counts(model).total if hybrid else pc.total
 
     # Parameters per GPU on the first and the last pipeline stage (layers split evenly).
     layers = -(-model.num_layers // p)
@@ -174,15 +189,23 @@ def plan_memory(config: object, gpu_memory_gib: float = 80.0, *, world_size: int
     else:
         first, last = body + pc.embedding / t, body + head + pc.final_norm
     linear = layers * pc.layer_sharded / t  # what FP8 quantises
+    experts, edp = 0.0, 1
+    if hyb is not None:
+        first = last = hyb.dense_params
+        experts, edp, linear = hyb.expert_params, hyb.expert_dp, hyb.dense_params + hyb.expert_params
 
     wbytes = _DTYPE_BYTES[prec.params_dtype]
     obytes = 8 if prec.params_dtype == "fp32" else 12  # fp32 params are their own master copy
     odiv = dp if optim.use_distributed_optimizer else 1
 
-    def static(params: float) -> list[tuple[str, float]]:
-        rows = [(f"weights ({prec.params_dtype}, {params / 1e9:.3f}e9 params/GPU)", params * wbytes),
+    def static(dense: float) -> list[tuple[str, float]]:
+        params = dense + experts
+        ex = f" incl. {experts / 1e9:.3f}e9 expert" if experts else ""
+        optimizer = dense * obytes / odiv + experts * obytes / (edp if optim.use_distributed_optimizer else 1)
+        opt_div = f"DP {odiv}" + (f", experts / expert DP {edp}" if experts else "")
+        rows = [(f"weights ({prec.params_dtype}, {params / 1e9:.3f}e9 params/GPU{ex})", params * wbytes),
                 ("gradients (fp32 main grads: grad_reduce_in_fp32)", params * 4),
-                (f"optimizer (fp32 master + Adam m, v: {obytes} B/param / DP {odiv})", params * obytes / odiv)]
+                (f"optimizer (fp32 master + Adam m, v: {obytes} B/param / {opt_div})", optimizer)]
         if prec.fp8 is not None:
             rows.append((f"FP8 weight copies + transposes ({prec.fp8}, {FP8_EXTRA_BYTES} B/linear param)",
                          linear * FP8_EXTRA_BYTES))
@@ -190,8 +213,6 @@ def plan_memory(config: object, gpu_memory_gib: float = 80.0, *, world_size: int
             rows.append(("reference model weights (loss.kl_coef > 0)", params * wbytes))
         return rows
 
-    rows, length, what = _rows_and_length(config)
-    tokens = rows * length / cp  # per GPU: CP splits the sequence
     coef = layer_activation_coefficient(model, par)
     per_layer = coef * tokens * model.hidden_size
     if par.recompute == "full":  # keep each layer's input; one layer's activations while recomputing
@@ -202,6 +223,9 @@ def plan_memory(config: object, gpu_memory_gib: float = 80.0, *, world_size: int
         inflight = 1.0 + ((p - 1) / (p * par.virtual_pipeline) if par.virtual_pipeline else 0.0)
         acts_first, acts_last = model.num_layers * per_layer * inflight, layers * per_layer
         act_note = f"recompute {par.recompute}, {coef:.1f} B x s x h per layer"
+    if hyb is not None:
+        acts_first = acts_last = hyb.activations
+        act_note = hyb.note
     logits = 0.0 if kind == "reward_model" else tokens * model.vocab_size / t * LOGITS_BYTES
     reserve = CUDA_RESERVE_GIB * GIB
 
@@ -217,7 +241,8 @@ def plan_memory(config: object, gpu_memory_gib: float = 80.0, *, world_size: int
               Line("training", f"training peak{stage_note}", _gib(totals[worst]))]
     training_peak = _gib(totals[worst])
     layout = (f"layout: {kind}, TP={t} PP={p}{f' VP={par.virtual_pipeline}' if par.virtual_pipeline else ''} "
-              f"CP={cp} SP={'on' if par.sequence_parallel else 'off'} DP={dp} ({world} GPUs), "
+              f"CP={cp} SP={'on' if par.sequence_parallel else 'off'} DP={dp} "
+              f"{f'EP={par.expert} ETP={par.expert_tensor or t} ' if hybrid else ''}({world} GPUs), "
               f"recompute={par.recompute}, {prec.params_dtype}{f' fp8={prec.fp8}' if prec.fp8 else ''}, "
               f"{'distributed' if optim.use_distributed_optimizer else 'replicated'} optimizer")
 
@@ -230,7 +255,7 @@ def plan_memory(config: object, gpu_memory_gib: float = 80.0, *, world_size: int
     rollout = getattr(config, "rollout", None)
     if rollout is not None and rollout.backend == "vllm":
         rtp = rollout.tensor_parallel
-        vweights = _gib(pc.total * 2 / rtp)  # bf16, vocab and layers split by rollout TP
+        vweights = _gib(total_params * 2 / rtp)  # bf16, vocab and layers split by rollout TP
         kv_fixed = getattr(rollout, "kv_cache_gib", None)  # a fixed KV size replaces the utilization share
         budget = (vweights + VLLM_RUNTIME_RESERVE_GIB + kv_fixed if kv_fixed is not None
                   else rollout.gpu_memory_utilization * gpu_memory_gib)
@@ -238,7 +263,10 @@ def plan_memory(config: object, gpu_memory_gib: float = 80.0, *, world_size: int
                         else f"vLLM budget ({rollout.gpu_memory_utilization:g} x {gpu_memory_gib:g} GiB)")
         kv_heads = max(1, model.num_query_groups // rtp)  # per GPU; fewer groups than ranks: replicated
         kv_token = 2 * model.num_layers * kv_heads * model.kv_channels * 2  # K and V, bf16, per GPU
-        kv_seq = _gib(kv_token * length)
+        state = 0
+        if hybrid:  # attention layers' KV + each Mamba layer's fixed state (fp32 SSM state)
+            kv_token, state = hybrid_vllm_cache(model, rtp)
+        kv_seq = _gib(kv_token * length + state)
         free_kv = budget - vweights - VLLM_RUNTIME_RESERVE_GIB
         nseq = max(0, int(free_kv // kv_seq))
         trainer = _gib(sum(b for _, b in static(max(first, last))))
@@ -247,10 +275,11 @@ def plan_memory(config: object, gpu_memory_gib: float = 80.0, *, world_size: int
                   Line("rollout", budget_label, budget),
                   Line("rollout", "CUDA context + NCCL reserve (estimate)", CUDA_RESERVE_GIB),
                   Line("rollout", "rollout peak", rollout_peak),
-                  Line("vllm", f"weights (bf16, {pc.total / 1e9:.2f}e9 params / rollout TP {rtp})", vweights),
+                  Line("vllm", f"weights (bf16, {total_params / 1e9:.2f}e9 params / rollout TP {rtp})", vweights),
                   Line("vllm", "runtime reserve: profiling activations, CUDA graphs (estimate)",
                        VLLM_RUNTIME_RESERVE_GIB),
-                  Line("vllm", f"KV cache of one longest rollout ({length} tokens x {kv_token} B)", kv_seq),
+                  Line("vllm", f"KV cache of one longest rollout ({length} tokens x {kv_token} B"
+                       f"{f' + Mamba state {state} B' if state else ''})", kv_seq),
                   Line("vllm", f"KV space left in the budget: {nseq} longest rollout(s) fit", free_kv)]
         if rollout_peak > gpu_memory_gib:
             failures.append(f"rollout peak {rollout_peak:.1f} GiB > {gpu_memory_gib:g} GiB usable "
