@@ -20,13 +20,16 @@ import yaml
 from cascade.config import load_stage_config, to_dict
 from cascade.config.cli import parse_with_overrides, run_cli
 from cascade.config_check import check_paths
+from cascade.launch.inputs import missing_inputs
 from cascade.launch.overrides import check_stage_overrides, load_with_overrides
 from cascade.stages import REPO_ROOT
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     plan, routed = load_with_overrides(args.cascade, args.overrides)  # run_dir=, STAGE.key=, key=
-    check_stage_overrides(plan, routed)
+    configs = check_stage_overrides(plan, routed)
+    for warning in missing_inputs(plan, configs):  # on stderr: --json stays machine-readable
+        print(warning, file=sys.stderr)
     stages = plan.stages if args.include_side else plan.chain
     if args.json:
         print(json.dumps([s.to_json() for s in stages], indent=2))

@@ -4,6 +4,7 @@ mistakes (`UserError`) reported as one line with exit code 2 (a traceback only w
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -71,6 +72,9 @@ def run_cli(fn: Callable[[list[str]], int], argv: Sequence[str] | None = None, p
     debug = DEBUG_FLAG in argv
     try:
         return fn([a for a in argv if a != DEBUG_FLAG])
+    except BrokenPipeError:  # `... | head`: the reader left early, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except UserError as e:
         if debug:
             raise

@@ -26,6 +26,7 @@ from cascade.config.errors import UserError
 from cascade.fileio import atomic_write_text
 from cascade.launch import slurm
 from cascade.launch.generate import missing_launchers
+from cascade.launch.inputs import missing_inputs
 from cascade.launch.overrides import RoutedOverrides, check_stage_overrides, load_with_overrides
 from cascade.launch.shape import JobShape, job_shape
 from cascade.runtime.stage_dirs import StageDirs
@@ -89,7 +90,7 @@ def plan_submissions(plan: CascadePlan, from_stage: str | None = None,
     every stage it reaches (ConfigError) before anything is submitted."""
     routed = overrides or RoutedOverrides((), (), {})
     names = _needed(plan, from_stage)
-    check_stage_overrides(plan, routed, names)
+    configs = check_stage_overrides(plan, routed, names)
     subs: list[Submission] = []
     notes: list[str] = []
     submitted: set[str] = set()
@@ -106,6 +107,7 @@ def plan_submissions(plan: CascadePlan, from_stage: str | None = None,
                                tuple(d for d in stage.depends_on if d in submitted), log,
                                tuple(routed.for_launcher(name))))
         submitted.add(name)
+    notes += missing_inputs(plan, {s.stage.name: configs[s.stage.name] for s in subs})
     return subs, notes
 
 

@@ -69,3 +69,14 @@ def test_usage_lines_name_the_module(sh: Shell, module: str) -> None:
     proc = sh(f"python -m data_prep.{module} --help")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"usage: python -m data_prep.{module} ")
+
+
+def test_plan_and_dry_run_warn_about_missing_inputs(sh: Shell) -> None:
+    missing = sh.home / "no-data"
+    proc = sh(f"CASCADE_TOY_DATA={missing} python -m cascade plan nemo_configs/tiny/cascade.yaml --json")
+    assert proc.returncode == 0, proc.stderr
+    json.loads(proc.stdout)  # warnings go to stderr: --json stays machine-readable
+    assert f"WARNING: data.train_files {missing}/sft/train.parquet does not exist yet (read by sft)" in proc.stderr
+    proc = sh(f"CASCADE_TOY_DATA={missing} bash launchers/cascade.sh nemo_configs/tiny/cascade.yaml --dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert f"# WARNING: data.train_files {missing}/sft/train.parquet does not exist yet (read by sft)" in proc.stdout
