@@ -93,7 +93,7 @@ def test_dry_run_from_a_stage_skips_the_ones_before_and_warns(run_dir: Path) -> 
     proc = dry_run(run_dir, CASCADE_8B, "--from", "math_rl_24k", "--", "--partition=batch")
     assert proc.returncode == 0, proc.stderr
     jobs = parse(proc.stdout)
-    assert [j["name"] for j in jobs] == ["math_rl_24k", "math_rl_32k", "math_rl_40k", "code_rl", "swe_rl_16k",
+    assert [j["name"] for j in jobs] == ["math_rl_24k", "math_rl_32k", "math_rl_40k", "code_rl_44k", "code_rl_48k", "swe_rl_16k",
                                          "swe_rl_24k"]
     assert jobs[0]["after"] == [] and "--dependency" not in jobs[0]["cmd"]
     assert all("--partition=batch" in j["cmd"] for j in jobs)
