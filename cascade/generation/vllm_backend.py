@@ -77,6 +77,14 @@ def engine_kwargs(cfg: GeneratorConfig, path: str, **extra: Any) -> dict[str, An
         kv_gib = kv_gib if kv_gib is not None else CPU_DEFAULT_KV_CACHE_GIB
     if kv_gib is not None:
         kwargs["kv_cache_memory_bytes"] = int(kv_gib * 2**30)
+    # Hybrid Mamba models (nemotron_h): the SSM state in fp32, not the bf16 weights' dtype; a
+    # bf16 recurrent state drifts over long rollouts and widens the train/rollout logprob gap.
+    import json
+    from pathlib import Path
+
+    config_json = Path(path) / "config.json"
+    if config_json.is_file() and json.loads(config_json.read_text()).get("model_type") == "nemotron_h":
+        kwargs["mamba_ssm_cache_dtype"] = "float32"
     kwargs.update(extra)
     return kwargs
 
