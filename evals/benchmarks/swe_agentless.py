@@ -279,3 +279,61 @@ def run_agentless(inst: Instance, generate: Generate, cfg: AgentlessConfig | Non
     chosen = select(candidates)
     notes = [] if retrieve is not bm25_rank else ["retrieval: BM25 (C1 uses NV-Embed-Code)"]
     return AgentlessResult(inst.instance_id, chosen.patch if chosen else "", localized, candidates, tests, notes)
+
+
+# ---------------------------------------------------------------------------------------- a real policy, CLI
+
+
+def generator_policy(generator: object, *, max_new_tokens: int = 32768, temperature: float = 0.6,
+                     top_p: float = 0.95, seed: int = 0, template: str = "cascade1") -> Generate:
+    """``Generate`` over a cascade Generator (vLLM or transformers): C1 chat template in thinking
+    mode, T 0.6, top-p 0.95, 32K thinking budget (C1 App. B for SWE-bench Verified)."""
+    from cascade.data.chat_template import render_generation_prompt
+    from cascade.generation import SamplingParams
+
+    calls = [0]
+
+    def generate(prompts: Sequence[str], n: int) -> list[list[str]]:
+        calls[0] += 1
+        rendered = [render_generation_prompt([{"role": "user", "content": p}], variant=template, mode="thinking")
+                    for p in prompts]
+        params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                                seed=seed * 1000 + calls[0])
+        return [[s.text for s in out.samples] for out in generator.generate(rendered, params)]  # type: ignore[attr-defined]
+
+    return generate
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Predictions for the swebench harness: one Agentless run per instance over local checkouts."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--instances", required=True, help="SWE-bench JSONL (instance_id, problem_statement, PASS_TO_PASS)")
+    p.add_argument("--repos", required=True, help="DIR/<instance_id>/: git checkouts at each base commit")
+    p.add_argument("--model", required=True, help="local HF model directory")
+    p.add_argument("--backend", default="vllm", choices=["vllm", "transformers"])
+    p.add_argument("--out", required=True, help="predictions JSONL for swebench.harness.run_evaluation")
+    p.add_argument("--max-new-tokens", type=int, default=32768)
+    a = p.parse_args(argv)
+    from cascade.generation import GeneratorConfig, build_generator
+
+    gen = build_generator(GeneratorConfig(model_path=a.model, backend=a.backend))
+    policy = generator_policy(gen, max_new_tokens=a.max_new_tokens)
+    with open(a.out, "w") as out:
+        for line in Path(a.instances).read_text().splitlines():
+            row = json.loads(line)
+            p2p = row.get("PASS_TO_PASS") or []
+            inst = Instance(row["instance_id"], Path(a.repos) / row["instance_id"], row["problem_statement"],
+                            tuple(json.loads(p2p) if isinstance(p2p, str) else p2p))
+            res = run_agentless(inst, policy)
+            out.write(json.dumps({"instance_id": inst.instance_id, "model_name_or_path": "cascade-agentless",
+                                  "model_patch": res.patch}) + "\n")
+            out.flush()
+    gen.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -18,6 +18,13 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+from cascade.rewards.swe.patch import (
+    PatchFormatError,
+    apply_search_replace,
+    parse_search_replace,
+    solution_text,
+    unified_diff,
+)
 from cascade.rewards.text import split_thinking
 from evals.scoring import ScoreResult, ScorerUnavailable, ScoringContext, register_scorer
 from evals.spec import EvalItem
@@ -26,17 +33,28 @@ MODEL_NAME = "cascade"
 _DIFF_BLOCK = re.compile(r"```(?:diff|patch)[^\n]*\n(.*?)```", re.DOTALL)
 
 
-def extract_patch(response: str) -> str:
-    """The unified diff a response proposes ("" if none)."""
+def extract_patch(response: str, files: dict[str, str] | None = None) -> str:
+    """The unified diff a response proposes ("" if none). Given the files the prompt showed, SEARCH/
+    REPLACE edits (what SWE RL trains, C1 §4.7) are applied to them and turned into a unified diff."""
     answer = split_thinking(response).answer or ""
     blocks = _DIFF_BLOCK.findall(answer)
-    if blocks:
+    if blocks and not (files and "<<<<<<< SEARCH" in blocks[-1]):
         patch = blocks[-1]
     elif "diff --git" in answer:
         patch = answer[answer.index("diff --git"):]
+    elif files:
+        return _search_replace_patch(response, files)
     else:
         return ""
     return patch.strip("\n") + "\n"
+
+
+def _search_replace_patch(response: str, files: dict[str, str]) -> str:
+    try:
+        new = apply_search_replace(files, parse_search_replace(solution_text(response)))
+    except PatchFormatError:
+        return ""
+    return unified_diff(files, new)
 
 
 def swe_unavailable_reason() -> str | None:
@@ -85,7 +103,7 @@ class SweBenchHarness:
         return resolved
 
     def score(self, items: Sequence[EvalItem], responses: Sequence[str]) -> list[ScoreResult]:
-        patches = [extract_patch(r) for r in responses]
+        patches = [extract_patch(r, it.reference.get("files")) for it, r in zip(items, responses)]
         rounds: dict[int, list[int]] = {}  # round r holds at most one sample per instance
         seen: dict[str, int] = {}
         for i, it in enumerate(items):

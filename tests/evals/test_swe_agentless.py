@@ -172,3 +172,35 @@ def test_the_repair_answer_swe_rl_trains_becomes_a_unified_diff_git_applies(repo
     check = subprocess.run(["git", "-C", str(repo), "apply", "--check", "-"], input=cand.patch, text=True)
     assert check.returncode == 0
     assert sys.executable  # the pipeline's pytest runs use this interpreter
+
+
+def test_a_real_engine_drives_the_pipeline(repo: Path, tiny_model_dir: Path) -> None:
+    """The same pipeline on the transformers generator (a tiny random model): its answers parse as
+    nothing, so localization falls back on retrieval and no candidate is chosen, without error."""
+    from cascade.generation import GeneratorConfig, build_generator
+    from evals.benchmarks.swe_agentless import generator_policy
+
+    gen = build_generator(GeneratorConfig(model_path=str(tiny_model_dir), backend="transformers", max_batch_size=4))
+    try:
+        policy = generator_policy(gen, max_new_tokens=8)
+        cfg = AgentlessConfig(localization_samples=2, repair_samples=2, reproduction_samples=2, top_files=1)
+        inst = Instance("calc__1", repo, ISSUE, ("tests/test_ops.py::test_mul",))
+        result = run_agentless(inst, policy, cfg)
+    finally:
+        gen.close()
+    assert result.localized == ["calc/ops.py"] and len(result.candidates) == 2
+    assert result.patch == "" and all(c.error for c in result.candidates) and result.reproduction_tests == []
+
+
+def test_the_swe_scorer_accepts_what_swe_rl_trains() -> None:
+    """SEARCH/REPLACE answers (```python blocks as in the RL prompt, or ```diff blocks as Agentless
+    writes them) become the unified diff the harness applies, given the files the prompt showed."""
+    from evals.scoring.swe import extract_patch
+
+    files = {"calc/ops.py": OPS}
+    want = to_candidate(FIX, files).patch
+    assert want and extract_patch(FIX, files) == want
+    assert extract_patch(FIX.replace("```python", "```diff"), files) == want
+    assert extract_patch(UNPARSABLE, files) == "" and extract_patch("<think>unfinished", files) == ""
+    plain = "<think>x</think>\n```diff\n" + want + "```"
+    assert extract_patch(plain, files) == want and extract_patch(plain) == want  # unified diffs as before
