@@ -31,7 +31,7 @@ from megatron.core.transformer.module import MegatronModule
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from cascade.config.schema.common import ModelConfig
+from cascade.config.schema.common import ModelConfig, ModelFamily
 from cascade.engine import hf_mapping as hm
 from cascade.engine.model import unwrap
 
@@ -100,6 +100,11 @@ def iter_canonical_params(model: Sequence[MegatronModule]) -> Iterator[tuple[str
 # ---- cascade backend ---------------------------------------------------------------------------
 def _import_cascade(model: Sequence[MegatronModule], hf_dir: Path, cfg: ModelConfig) -> None:
     reader = HFReader(hf_dir)
+    if cfg.family is ModelFamily.NEMOTRON_H:
+        from cascade.engine import hf_hybrid
+
+        hf_hybrid.check_hybrid_hf_config(cfg, reader.config)
+        return hf_hybrid.import_hybrid(model, reader, cfg)
     hm.check_hf_config(cfg, reader.config)
     tp, rank = ps.get_tensor_model_parallel_world_size(), ps.get_tensor_model_parallel_rank()
     for canon, param in iter_canonical_params(model):
@@ -126,6 +131,10 @@ def hf_state_dict(
     """This pipeline stage's weights under HF names, full (TP-gathered) tensors on the CPU.
 
     Collective over the tensor-parallel group; every TP rank gets the same dict."""
+    if cfg.family is ModelFamily.NEMOTRON_H:
+        from cascade.engine import hf_hybrid
+
+        return hf_hybrid.hybrid_state_dict(model, cfg, dtype)
     out: dict[str, torch.Tensor] = {}
     for canon, param in iter_canonical_params(model):
         full = _gather_tp(canon, param.detach())
@@ -212,7 +221,13 @@ def export_hf(
     (_export_bridge if hf_backend() == "bridge" else _export_cascade)(model, tmp, cfg, dtype)
     dist.barrier()
     if dist.get_rank() == 0:
-        (tmp / "config.json").write_text(json.dumps(hm.hf_config_dict(cfg, dtype), indent=2))
+        if cfg.family is ModelFamily.NEMOTRON_H:
+            from cascade.engine.hf_hybrid import hybrid_hf_config
+
+            hf_cfg = hybrid_hf_config(cfg, dtype)
+        else:
+            hf_cfg = hm.hf_config_dict(cfg, dtype)
+        (tmp / "config.json").write_text(json.dumps(hf_cfg, indent=2))
         if tokenizer_dir is not None:
             for name in _TOKENIZER_FILES:
                 src = Path(tokenizer_dir) / name

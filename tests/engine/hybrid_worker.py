@@ -127,6 +127,54 @@ def scenario_layouts() -> dict:
     return out
 
 
+def _tiny_hf_nemotron_h(cfg, out: Path) -> Path:  # noqa: ANN001
+    """A random transformers NemotronHForCausalLM with the tiny hybrid's shapes, saved to ``out``."""
+    from transformers import NemotronHConfig, NemotronHForCausalLM
+
+    from cascade.engine.hf_hybrid import hybrid_hf_config
+
+    kw = hybrid_hf_config(cfg.model, torch.float32)
+    for key in ("architectures", "model_type", "dtype", "num_hidden_layers"):
+        kw.pop(key)
+    torch.manual_seed(5)
+    hf = NemotronHForCausalLM(NemotronHConfig(**kw)).float().eval()
+    with torch.no_grad():  # exercise every tensor: non-trivial router bias, D, dt bias, norms
+        for name, p in hf.named_parameters():
+            if name.endswith(("norm.weight", "norm_f.weight", ".D", "dt_bias")):
+                p.add_(0.1 * torch.randn_like(p))
+        for name, b in hf.named_buffers():
+            if name.endswith("e_score_correction_bias"):
+                b.copy_(0.05 * torch.randn_like(b))
+    hf.save_pretrained(out)
+    return out
+
+
+def scenario_hf() -> dict:
+    """HF NemotronH -> Megatron (logprobs equal transformers') -> HF (every tensor equal)."""
+    from safetensors.torch import load_file
+    from transformers import NemotronHForCausalLM
+
+    from cascade.engine import compute_logprobs, export_hf, import_hf
+
+    cfg, out = stage_config(), {}
+    hf_dir = _tiny_hf_nemotron_h(cfg, OUT / "hf_tiny")
+    model, opt, sched = setup(cfg, ew.parallel_of(""))
+    import_hf(model, hf_dir, cfg.model)
+    probe = fixed_batch()
+    mine = torch.cat(compute_logprobs(model, split_global_batch(probe, ew.MBS)))
+    hf = NemotronHForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
+    with torch.no_grad():
+        logits = hf(input_ids=probe.tokens).logits.float()
+    ref = torch.log_softmax(logits, -1).gather(-1, probe.labels.unsqueeze(-1)).squeeze(-1)
+    out["logprob_maxdiff"] = float((mine - ref).abs().max())
+    export_hf(model, OUT / "hf_export", cfg.model)
+    a, b = load_file(str(hf_dir / "model.safetensors")), load_file(str(OUT / "hf_export" / "model.safetensors"))
+    out["missing"] = sorted(set(a) ^ set(b))
+    out["unequal"] = sorted(k for k in set(a) & set(b) if not torch.equal(a[k], b[k]))
+    NemotronHForCausalLM.from_pretrained(OUT / "hf_export")  # transformers reads our export
+    return out
+
+
 def main() -> None:
     t0 = time.time()
     result = globals()[f"scenario_{sys.argv[1]}"]()

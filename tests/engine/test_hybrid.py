@@ -69,3 +69,20 @@ def test_ep2_checkpoint_resumes_under_another_layout(target: str, hybrid_single:
     assert step == 3 and with_optimizer
     got = hybrid_layouts[f"ep2_to_{target}_losses"]
     assert got == pytest.approx(hybrid_single["losses"][3:], rel=1e-5), (target, got)
+
+
+@pytest.fixture(scope="module")
+def hybrid_hf(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("hybrid_hf")
+    return run_job_hybrid("hf", 1, out, {}, timeout=400)[0]
+
+
+def test_hf_nemotron_h_imports_with_transformers_logprobs(hybrid_hf: dict) -> None:
+    """A random transformers NemotronHForCausalLM (its own torch Mamba path) imported into
+    Megatron's HybridModel scores the same tokens the same: mapping, router (sigmoid + correction
+    bias, normalised top-k x 2.5), squared-ReLU experts, gated norm and the CPU SSD kernels."""
+    assert hybrid_hf["logprob_maxdiff"] < 1e-5
+
+
+def test_hf_nemotron_h_export_round_trips_bit_exactly(hybrid_hf: dict) -> None:
+    assert hybrid_hf["missing"] == [] and hybrid_hf["unequal"] == []
