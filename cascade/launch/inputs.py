@@ -17,6 +17,8 @@ DATA_FIELDS = ("train_files", "val_files")
 
 
 def _exists(path: str) -> bool:
+    if "://" in path:  # a remote URL: not ours to check here
+        return True
     return bool(glob.glob(path)) if any(c in path for c in "*?[") else Path(path).exists()
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from cascade.config import ConfigError, load_stage_config
 from cascade.launch.dist_env import DistEnv
+from cascade.launch.inputs import missing_inputs
 from cascade.launch.overrides import load_with_overrides
 from cascade.launch.registry import RecipeMissing, StageRun, load_eval_hook, load_recipe
 from cascade.launch.shape import shape_from_config
@@ -112,15 +113,17 @@ def _check_memory(config: Any, stage: ResolvedStage, env: DistEnv, log: _Log) ->
     log(f"memory plan: {plan.reason}")
 
 
-def _run_hook(name: str, fn: Any, ctx: StageRun, log: _Log) -> int:
+def _run_hook(name: str, fn: Any, ctx: StageRun, log: _Log) -> tuple[int, str]:
+    """(exit code, the cause in one line when it raised)."""
     try:
-        return int(fn(ctx))
+        return int(fn(ctx)), ""
     except Exception as e:  # the traceback is the diagnosis; the launcher only maps it to a code
         import traceback
 
         traceback.print_exc()
-        log(f"ERROR: {name} raised {type(e).__name__}: {e}", all_ranks=True)
-        return 1
+        cause = " ".join(f"{name} raised {type(e).__name__}: {e}".split())
+        log(f"ERROR: {cause}", all_ranks=True)
+        return 1, cause
 
 
 def _preempted(log: _Log, what: str, dirs: StageDirs) -> int:
@@ -147,6 +150,9 @@ def run_stage(cascade: str | Path, stage_name: str, overrides: list[str]) -> int
         config = load_stage_config(stage.config, [*stage.overrides, *overrides])
         if config.kind != stage.kind:
             raise LaunchError(f"{stage.config} says kind {config.kind.value!r}, the cascade says {stage.kind.value!r}")
+        if missing := [w for w in missing_inputs(plan, {stage.name: config}) if " data." in w]:
+            raise LaunchError(f"{missing[0].removeprefix('WARNING: ')}; write it with data_prep "
+                              f"(data_prep/README.md) or point {stage.config} at it")
         _check_world(config, stage, env, log)
         trained = dirs.is_trained()
         recipe = None if trained else load_recipe(stage.kind)
@@ -171,11 +177,12 @@ def run_stage(cascade: str | Path, stage_name: str, overrides: list[str]) -> int
             log.banner(f"FRESH START from {stage.init_from} (no checkpoint in {dirs.checkpoints})")
         else:
             log.banner(f"RESUMING from step {resume} ({dirs.checkpoints})")
-        rc = _run_hook(f"recipe for kind {stage.kind.value!r}", recipe, ctx, log)
+        rc, cause = _run_hook(f"recipe for kind {stage.kind.value!r}", recipe, ctx, log)
         if rc == preemption.REQUEUE_EXIT_CODE:
             return _preempted(log, "training", dirs)
-        if rc != 0:
-            log(f"ERROR: training failed (exit {rc}); the last checkpoint stays for a resume", all_ranks=True)
+        if rc != 0:  # the last ERROR line is what the launcher shows: it carries the cause
+            log(f"ERROR: training failed (exit {rc}){': ' + cause if cause else ''}; the last checkpoint "
+                "stays for a resume", all_ranks=True)
             return rc
         if env.is_main:
             dirs.mark_trained({"stage": stage.name, "step": dirs.latest_step(), "job": job})
@@ -188,7 +195,7 @@ def run_stage(cascade: str | Path, stage_name: str, overrides: list[str]) -> int
         log(f"no eval hook: {eval_name}")
     else:
         log(f"evaluating the finished checkpoint with {eval_name}")
-        rc = _run_hook(f"eval hook {eval_name}", eval_fn, ctx, log)
+        rc, _ = _run_hook(f"eval hook {eval_name}", eval_fn, ctx, log)
         if rc == preemption.REQUEUE_EXIT_CODE:
             return _preempted(log, "eval", dirs)
         eval_status = "ok" if rc == 0 else f"failed (exit {rc})"
