@@ -61,6 +61,9 @@ def write_product(out_dir: str | Path, files: dict[str, tuple[Sequence[Any], typ
     so an empty or mistyped input never leaves an empty product that a stage would train on.
     """
     out = Path(out_dir)
+    inputs = {Path(src["path"]).resolve() for src in manifest.sources if src.get("path")}
+    if clash := [name for name in files if (out / name).resolve() in inputs]:
+        raise UserError(f"{out / clash[0]}: is an input of this run; write the product to another --out-dir")
     if not any(len(records) for records, _ in files.values()):
         counts = ", ".join(f"{s.get('name')} {s.get('rows_in')}->{s.get('rows_out')}" for s in manifest.steps)
         raise UserError(f"{out}: {manifest.product} has 0 records ({counts or 'no input rows'}): nothing written; "

@@ -80,3 +80,18 @@ def test_plan_and_dry_run_warn_about_missing_inputs(sh: Shell) -> None:
     proc = sh(f"CASCADE_TOY_DATA={missing} bash launchers/cascade.sh nemo_configs/tiny/cascade.yaml --dry-run")
     assert proc.returncode == 0, proc.stderr
     assert f"# WARNING: data.train_files {missing}/sft/train.parquet does not exist yet (read by sft)" in proc.stdout
+
+
+def test_data_prep_never_writes_over_its_own_input(sh: Shell) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = sh.home / "rm"
+    out.mkdir()
+    rows = [{"context": [{"role": "user", "content": f"Say hi {i}"}], "response1": "Hi!", "response2": "hello",
+             "overall_preference": -1} for i in range(4)]
+    pq.write_table(pa.Table.from_pylist(rows), out / "train.parquet")
+    before = (out / "train.parquet").read_bytes()
+    proc = sh(f"python -m data_prep.rm_pairs --input {out / 'train.parquet'} --out-dir {out}")
+    assert_one_line_error(proc, str(out / "train.parquet"), "is an input of this run")
+    assert (out / "train.parquet").read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["train.parquet"]
