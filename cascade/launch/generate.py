@@ -17,6 +17,7 @@ import re
 import shlex
 from pathlib import Path
 
+from cascade.fileio import atomic_write_text
 from cascade.launch.shape import job_shape
 from cascade.runtime.preemption import REQUEUE_EXIT_CODE
 from cascade.stages import REPO_ROOT, CascadePlan, ResolvedStage, load_cascade
@@ -143,7 +144,7 @@ def _write(expected: dict[Path, str], prune: list[Path]) -> None:
     for path, text in expected.items():
         if not path.exists() or path.read_text() != text:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            atomic_write_text(path, text)  # a job starting now reads the old script or the new one
             path.chmod(0o755)
             print(f"wrote {display(path)}")
     for path in prune:

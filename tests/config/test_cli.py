@@ -36,3 +36,11 @@ def test_plan_text_output_names_side_stages() -> None:
     r = run("plan", "nemo_configs/tiny/cascade.yaml", "--include-side")
     assert r.returncode == 0, r.stderr
     assert "reward_model (side)" in r.stdout and "uses       reward_model:" in r.stdout
+
+
+def test_a_user_mistake_is_one_line_and_debug_shows_the_traceback() -> None:
+    r = run("config", "show", "nemo_configs/qwen3_8b/nope.yaml")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "config file not found" in r.stderr
+    r = run("config", "show", "nemo_configs/qwen3_8b/nope.yaml", "--debug")
+    assert r.returncode == 1 and "Traceback" in r.stderr and "ConfigError" in r.stderr
