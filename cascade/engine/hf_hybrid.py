@@ -4,11 +4,11 @@ Why its own module: the hybrid's names do not follow the dense GPT mapping (``hf
 every HF layer is ``backbone.layers.{i}.norm`` + one ``mixer`` (Mamba-2, attention or MoE), the
 Mamba tensors keep Megatron's fused layouts (``in_proj`` = [z, x, B, C, dt], ``conv1d`` over
 [x, B, C]), and the MoE router's expert bias is a Megatron *buffer* (HF
-``gate.e_score_correction_bias``). Only the unsharded layout is implemented here: sharding the
-fused Mamba tensors per component and gathering experts over EP is what Megatron-Bridge's
-NemotronH mapping does on the cluster tier, and this module refuses TP/EP/PP > 1 rather than
-guess. Tested by a round trip and a logits comparison against transformers' NemotronH
-(tests/engine/test_hybrid.py, ``hf`` scenario).
+``gate.e_score_correction_bias``). Any TP / EP / expert-TP layout (PP=1, as the family is
+built): fused Mamba tensors are TP-split per component (Megatron's ``partition_sizes``), routed
+experts live on the EP rank that owns their global index and are split by expert TP. Tested by a
+round trip and a logits comparison against transformers' NemotronH at TP=EP=1 and under EP=2 and
+TP=2 (tests/engine/test_hybrid.py); Megatron-Bridge does the same on the cluster tier.
 """
 
 from __future__ import annotations
@@ -53,16 +53,62 @@ _EXPERT = re.compile(r"^mlp\.experts\.local_experts\.(\d+)\.linear_fc([12])\.wei
 _LAYER_RE = re.compile(r"^decoder\.layers\.(\d+)\.(.+)$")
 
 
-def _require_unsharded() -> None:
-    sizes = dict(tensor=ps.get_tensor_model_parallel_world_size(),
-                 expert=ps.get_expert_model_parallel_world_size(),
-                 pipeline=ps.get_pipeline_model_parallel_world_size())
-    if any(v > 1 for v in sizes.values()):
-        raise NotImplementedError(
-            f"nemotron_h HF import/export runs at tensor=expert=pipeline=1 only (got {sizes}); "
-            "convert once at that layout (or with Megatron-Bridge), then train at any layout "
-            "from the Megatron checkpoint, which reshards"
-        )
+def _require_one_stage() -> None:
+    if ps.get_pipeline_model_parallel_world_size() > 1:
+        raise NotImplementedError("nemotron_h HF import/export: pipeline=1 only (as the family is built)")
+
+
+def _shard_rule(name: str, cfg: ModelConfig) -> tuple[int | None, list[int] | None, bool]:
+    """(split dim, component sizes of a fused tensor or None, is a routed expert) of a tensor."""
+    m = _LAYER_RE.match(name)
+    suffix = m.group(2) if m else name
+    e = _EXPERT.match(suffix)
+    if e:
+        return (0 if e.group(2) == "1" else 1), None, True
+    if cfg.mamba is not None:
+        inner = cfg.mamba.num_heads * cfg.mamba.head_dim
+        gn = cfg.mamba.num_groups * cfg.mamba.state_dim
+        if suffix == "mixer.in_proj.weight":
+            return 0, [inner, inner, gn, gn, cfg.mamba.num_heads], False
+        if suffix in ("mixer.conv1d_weight", "mixer.conv1d_bias"):
+            return 0, [inner, gn, gn], False
+    dim0 = ("mixer.dt_bias", "mixer.A_log", "mixer.D", "mixer.norm.weight", "self_attention.linear_qkv.weight",
+            "mlp.shared_experts.linear_fc1.weight", "mlp.linear_fc1.weight",
+            "embedding.word_embeddings.weight", "output_layer.weight")
+    dim1 = ("mixer.out_proj.weight", "self_attention.linear_proj.weight",
+            "mlp.shared_experts.linear_fc2.weight", "mlp.linear_fc2.weight")
+    return (0 if suffix in dim0 else 1 if suffix in dim1 else None), None, False
+
+
+def _shard(full: torch.Tensor, dim: int | None, parts: list[int] | None, n: int, r: int) -> torch.Tensor:
+    if dim is None or n == 1:
+        return full
+    if parts is None:
+        return full.chunk(n, dim=dim)[r]
+    return torch.cat([c.chunk(n, dim=dim)[r] for c in full.split(parts, dim=dim)], dim=dim)
+
+
+def _unshard(pieces: list[torch.Tensor], dim: int | None, parts: list[int] | None) -> torch.Tensor:
+    if dim is None or len(pieces) == 1:
+        return pieces[0]
+    if parts is None:
+        return torch.cat(pieces, dim=dim)
+    local = [p // len(pieces) for p in parts]
+    split = [p.split(local, dim=dim) for p in pieces]
+    return torch.cat([torch.cat([s[i] for s in split], dim=dim) for i in range(len(parts))], dim=dim)
+
+
+def _global_expert_name(name: str, model: Sequence[MegatronModule]) -> str:
+    """Local expert index -> global (EP rank r holds experts [r*n, (r+1)*n))."""
+    m = _LAYER_RE.match(name)
+    e = _EXPERT.match(m.group(2)) if m else None
+    if e is None:
+        return name
+    (chunk,) = [unwrap_model(c) for c in model]
+    layer = chunk.decoder.layers[int(m.group(1))]
+    n_local = len(layer.mlp.experts.local_experts)
+    index = ps.get_expert_model_parallel_rank() * n_local + int(e.group(1))
+    return name.replace(f"local_experts.{e.group(1)}.", f"local_experts.{index}.")
 
 
 def hf_name(name: str, model: ModelConfig) -> list[str]:
@@ -96,10 +142,14 @@ def import_hybrid(model: Sequence[MegatronModule], reader, cfg: ModelConfig) -> 
     """Copy an HF NemotronH checkpoint (``HFReader``) into the model."""
     from cascade.engine.hf_mapping import fuse_qkv
 
-    _require_unsharded()
+    _require_one_stage()
+    tp, tp_rank = ps.get_tensor_model_parallel_world_size(), ps.get_tensor_model_parallel_rank()
+    etp, etp_rank = ps.get_expert_tensor_parallel_world_size(), ps.get_expert_tensor_parallel_rank()
     for name, tensor in named_tensors(model):
-        hf = [reader.get(n) for n in hf_name(name, cfg)]
-        value = fuse_qkv(*hf, cfg) if len(hf) == 3 else hf[0]
+        hf = [reader.get(n) for n in hf_name(_global_expert_name(name, model), cfg)]
+        full = fuse_qkv(*hf, cfg) if len(hf) == 3 else hf[0]
+        dim, parts, expert = _shard_rule(name, cfg)
+        value = _shard(full, dim, parts, *((etp, etp_rank) if expert else (tp, tp_rank)))
         if value.shape != tensor.shape:
             raise ValueError(f"{name}: HF gives {tuple(value.shape)}, model has {tuple(tensor.shape)}")
         with torch.no_grad():
@@ -109,18 +159,32 @@ def import_hybrid(model: Sequence[MegatronModule], reader, cfg: ModelConfig) -> 
 def hybrid_state_dict(
     model: Sequence[MegatronModule], cfg: ModelConfig, dtype: torch.dtype | None = None
 ) -> dict[str, torch.Tensor]:
-    """The model's weights under NemotronH's HF names (full tensors on the CPU)."""
+    """The model's weights under NemotronH's HF names (full tensors on the CPU). Collective over
+    the TP, expert-TP and EP groups; every rank gets the whole dict."""
+    import torch.distributed as dist
+
     from cascade.engine.hf_mapping import unfuse_qkv
 
-    _require_unsharded()
+    _require_one_stage()
     out: dict[str, torch.Tensor] = {}
     for name, tensor in named_tensors(model):
-        names, t = hf_name(name, cfg), tensor.detach()
+        dim, fused, expert = _shard_rule(name, cfg)
+        group = ps.get_expert_tensor_parallel_group() if expert else ps.get_tensor_model_parallel_group()
+        t = tensor.detach()
+        if dim is not None and dist.get_world_size(group) > 1:
+            pieces = [torch.empty_like(t) for _ in range(dist.get_world_size(group))]
+            dist.all_gather(pieces, t.contiguous(), group=group)
+            t = _unshard(pieces, dim, fused)
+        names = hf_name(_global_expert_name(name, model), cfg)
         parts = unfuse_qkv(t, cfg) if len(names) == 3 else (t,)
         for n, p in zip(names, parts):
             # the router bias stays fp32 (Megatron keeps it so; it only ranks experts)
             keep = n.endswith("e_score_correction_bias")
             out[n] = p.to("cpu", p.dtype if keep or dtype is None else dtype).contiguous()
+    if ps.get_expert_model_parallel_world_size() > 1:  # each EP rank holds its own experts
+        everyone: list = [None] * ps.get_expert_model_parallel_world_size()
+        dist.all_gather_object(everyone, out, group=ps.get_expert_model_parallel_group())
+        out = {k: v for part in everyone for k, v in part.items()}
     return out
 
 

@@ -9,6 +9,7 @@ from the same weights and data; an EP=2 checkpoint resumed under TP=2 and under 
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -67,6 +68,19 @@ def router_state(model) -> tuple[list[float], list[float]]:  # noqa: ANN001
     return weights, bias
 
 
+def probe_rows(model, batch: MicroBatch) -> list[list[float]]:  # noqa: ANN001
+    """Per-token logprobs of ``batch``, rows of every DP rank in order."""
+    import torch.distributed as dist
+    from megatron.core import parallel_state as ps
+
+    from cascade.engine import compute_logprobs
+
+    mine = torch.cat(compute_logprobs(model, split_global_batch(batch, ew.MBS))).tolist()
+    parts: list = [None] * ps.get_data_parallel_world_size()
+    dist.all_gather_object(parts, mine, group=ps.get_data_parallel_group())
+    return [row for part in parts for row in part]
+
+
 def fixed_batch() -> MicroBatch:
     g = torch.Generator().manual_seed(3)
     tokens = torch.randint(0, 512, (ew.GLOBAL_BATCH, ew.SEQ + 1), generator=g)
@@ -117,6 +131,21 @@ def scenario_layouts() -> dict:
             if name == "ep2" and step == RESUME_AT:
                 ckpt.save(step, {"data_rng": gen.get_state()})
         out[f"{name}_losses"] = losses
+    if "hf" in ARGS:  # import / export the HF NemotronH under EP=2 and TP=2
+        from safetensors.torch import load_file
+
+        from cascade.engine import export_hf, import_hf
+
+        hf_dir, ref = Path(ARGS["hf"]), torch.tensor(json.loads(Path(ARGS["hf_logprobs"]).read_text()))
+        original = load_file(str(hf_dir / "model.safetensors"))
+        for name in ("ep2", "tp2"):
+            model, _, _ = setup(cfg, ew.parallel_of(LAYOUTS[name]))
+            import_hf(model, hf_dir, cfg.model)
+            out[f"hf_{name}_logprob_maxdiff"] = float((torch.tensor(probe_rows(model, fixed_batch())) - ref).abs().max())
+            export_hf(model, OUT / f"hf_export_{name}", cfg.model)
+            got = load_file(str(OUT / f"hf_export_{name}" / "model.safetensors"))
+            out[f"hf_{name}_export_diff"] = sorted(set(got) ^ set(original)) + sorted(
+                k for k in set(got) & set(original) if not torch.equal(got[k], original[k]))
     for name, spec in [(f"ep2_to_{n}", LAYOUTS[n]) for n in names if n != "ep2"]:
         model, opt, sched = setup(cfg, ew.parallel_of(spec))
         loaded = Checkpointer(OUT / "ckpt_ep2", model, opt, sched).load_latest()
@@ -167,6 +196,7 @@ def scenario_hf() -> dict:
         logits = hf(input_ids=probe.tokens).logits.float()
     ref = torch.log_softmax(logits, -1).gather(-1, probe.labels.unsqueeze(-1)).squeeze(-1)
     out["logprob_maxdiff"] = float((mine - ref).abs().max())
+    out["hf_logprobs"] = ref.tolist()
     export_hf(model, OUT / "hf_export", cfg.model)
     a, b = load_file(str(hf_dir / "model.safetensors")), load_file(str(OUT / "hf_export" / "model.safetensors"))
     out["missing"] = sorted(set(a) ^ set(b))

@@ -9,6 +9,8 @@ resharding) and sees the same data. Tolerance: fp32, so layouts differ only in s
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import run_job
 
@@ -22,9 +24,11 @@ def hybrid_single(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 @pytest.fixture(scope="module")
-def hybrid_layouts(hybrid_single: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def hybrid_layouts(hybrid_single: dict, hybrid_hf: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("hybrid_layouts")
-    args = {"init": f"{hybrid_single['out']}/init"}
+    logprobs = out / "hf_logprobs.json"
+    logprobs.write_text(json.dumps(hybrid_hf["hf_logprobs"]))
+    args = {"init": f"{hybrid_single['out']}/init", "hf": f"{hybrid_hf['out']}/hf_tiny", "hf_logprobs": str(logprobs)}
     return run_job_hybrid("layouts", 2, out, args, timeout=600)[0]
 
 
@@ -74,7 +78,7 @@ def test_ep2_checkpoint_resumes_under_another_layout(target: str, hybrid_single:
 @pytest.fixture(scope="module")
 def hybrid_hf(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("hybrid_hf")
-    return run_job_hybrid("hf", 1, out, {}, timeout=400)[0]
+    return run_job_hybrid("hf", 1, out, {}, timeout=400)[0] | {"out": str(out)}
 
 
 def test_hf_nemotron_h_imports_with_transformers_logprobs(hybrid_hf: dict) -> None:
@@ -86,3 +90,12 @@ def test_hf_nemotron_h_imports_with_transformers_logprobs(hybrid_hf: dict) -> No
 
 def test_hf_nemotron_h_export_round_trips_bit_exactly(hybrid_hf: dict) -> None:
     assert hybrid_hf["missing"] == [] and hybrid_hf["unequal"] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["ep2", "tp2"])
+def test_hf_nemotron_h_under_ep2_and_tp2(layout: str, hybrid_layouts: dict) -> None:
+    """Import splits fused Mamba tensors per component and places experts on their EP rank;
+    export gathers them back: same logprobs as transformers, the same HF tensors."""
+    assert hybrid_layouts[f"hf_{layout}_logprob_maxdiff"] < 1e-5
+    assert hybrid_layouts[f"hf_{layout}_export_diff"] == []
