@@ -60,10 +60,10 @@ def _shape(a: argparse.Namespace) -> int:
 
 
 def _local_log(a: argparse.Namespace) -> int:
+    from cascade.launch.overrides import load_with_overrides
     from cascade.launch.submit import local_log
-    from cascade.stages import load_cascade
 
-    plan = load_cascade(a.cascade)
+    plan, _ = load_with_overrides(a.cascade, a.overrides)  # run_dir=... moves the log with the run
     print(local_log(plan, plan.stage(a.stage)))
     return 0
 
@@ -120,7 +120,7 @@ def _main(argv: list[str]) -> int:
     args.extra = args.passthrough
     if args.extra and args.command != "submit":
         raise UserError(f"options after `--` are only for submit: {args.extra}")
-    if args.overrides and args.command not in ("submit", "run-stage", "run-local"):
+    if args.overrides and args.command not in ("submit", "run-stage", "run-local", "local-log"):
         raise UserError(f"{args.command} takes no key=value overrides: {args.overrides}")
     try:
         return args.func(args)
