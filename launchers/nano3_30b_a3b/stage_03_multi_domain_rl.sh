@@ -162,7 +162,7 @@ NPROC=${NPROC:-$TASKS_PER_NODE}
 cmd=("$CASCADE_PYTHON" -m torch.distributed.run --standalone --nproc-per-node="$NPROC"
      -m cascade.launch run-stage "$CASCADE" "$STAGE" "$@")
 if [ -n "$DRY" ]; then log "dry run: would run: ${cmd[*]@Q}"; exit 0; fi
-LOG=$("$CASCADE_PYTHON" -m cascade.launch local-log "$CASCADE" "$STAGE" 2>/dev/null) || LOG=$ROOT/.cache/launch/$STAGE-local.out
+LOG=$("$CASCADE_PYTHON" -m cascade.launch local-log "$CASCADE" "$STAGE" "$@" 2>/dev/null) || LOG=$ROOT/.cache/launch/$STAGE-local.out
 mkdir -p "$(dirname "$LOG")"; : >> "$LOG"
 FROM=$(( $(wc -c < "$LOG") + 1 ))   # this run's part of the (appended) log
 log "no SLURM_JOB_ID: running locally, torchrun --nproc-per-node=$NPROC; cascade $CASCADE; overrides: ${*:-none}"
