@@ -104,6 +104,22 @@ def scenario_single() -> dict:
     batch = split_global_batch(fixed_batch(), ew.MBS)
     out["overfit_losses"] = [train_step(model, opt, sched, batch)["lm_loss"] for _ in range(STEPS)]
 
+    # layouts that cannot split the model are refused up front, naming the setting
+    from cascade.engine import LayoutError, ModelBuildError, transformer_config
+    from cascade.engine.parallel import check_layout
+    from cascade.engine.precision import resolve_precision
+
+    for key, spec in (("ep3_error", "expert=3"), ("tp8_error", "tensor=8,sequence_parallel=1")):
+        try:
+            par = ew.parallel_of(spec)
+            transformer_config(cfg.model, par, resolve_precision(cfg.precision, par))
+        except ModelBuildError as e:
+            out[key] = str(e)
+    try:
+        check_layout(ew.parallel_of("expert=4"), 2, cfg.model)
+    except LayoutError as e:
+        out["ep_world_error"] = str(e)
+
     # Nano-3 RL's frozen router: weights and expert bias stay put while the rest trains
     frozen = stage_config(["model.moe.freeze_router=true"])
     model, opt, sched = setup(frozen, ew.parallel_of(""))

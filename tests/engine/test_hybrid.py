@@ -59,6 +59,13 @@ def test_frozen_router_stays_put_while_the_model_trains(hybrid_single: dict) -> 
     assert len(set(hybrid_single["frozen_losses"])) == 2
 
 
+def test_layouts_that_cannot_split_the_hybrid_are_refused(hybrid_single: dict) -> None:
+    assert "moe.num_experts=4 is not divisible by expert=3" in hybrid_single["ep3_error"]
+    tp8 = hybrid_single["tp8_error"]
+    assert "mamba.num_heads=4 is not divisible by tensor=8" in tp8 and "mamba.num_groups=2" in tp8
+    assert "expert_tensor*expert*pipeline" in hybrid_single["ep_world_error"]
+
+
 @pytest.mark.slow  # the 2-rank job: ~1 min on two idle cores
 @pytest.mark.parametrize("layout", ["ep2", "tp2", "dp2"])
 def test_layout_matches_one_rank(layout: str, hybrid_single: dict, hybrid_layouts: dict) -> None:
