@@ -1,8 +1,10 @@
 """Inputs a stage will read that do not exist yet (base model directories, data files), found at
 plan / dry-run time so a user learns before the job starts, not when it fails on the node.
 
-Paths as the stage reads them: `init_path`/`run_dir` from the cascade (absolute after resolution),
-`data.*_files` relative to the working directory of the command (the repo root for the launchers).
+Paths as the stage reads them: one rule, a relative path is relative to the repository root
+(`init_path`/`run_dir` are resolved so by cascade/stages.py; run-stage works from the repo root, so
+`data.*_files` are read so too). File references inside YAMLs (`defaults:`, a cascade's `config:`)
+are relative to the YAML that names them.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import glob
 from pathlib import Path
 from typing import Any
 
-from cascade.stages import CascadePlan
+from cascade.stages import REPO_ROOT, CascadePlan
 
 DATA_FIELDS = ("train_files", "val_files")
 
@@ -19,6 +21,7 @@ DATA_FIELDS = ("train_files", "val_files")
 def _exists(path: str) -> bool:
     if "://" in path:  # a remote URL: not ours to check here
         return True
+    path = str(REPO_ROOT / Path(path).expanduser())  # an absolute path stays as it is
     return bool(glob.glob(path)) if any(c in path for c in "*?[") else Path(path).exists()
 
 

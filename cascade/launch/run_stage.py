@@ -30,7 +30,7 @@ from cascade.launch.registry import RecipeMissing, StageRun, load_eval_hook, loa
 from cascade.launch.shape import shape_from_config
 from cascade.runtime import preemption
 from cascade.runtime.stage_dirs import StageDirs
-from cascade.stages import CascadePlan, ResolvedStage
+from cascade.stages import REPO_ROOT, CascadePlan, ResolvedStage
 
 EXIT_CANNOT_START = 2  # config error, missing input, missing recipe: resubmitting will not help
 RULE = "=" * 78
@@ -209,6 +209,10 @@ def run_stage(cascade: str | Path, stage_name: str, overrides: list[str]) -> int
 
 
 def main(cascade: str, stage: str, overrides: list[str]) -> int:
+    # one path rule: a relative path in a config (run_dir, init_path, data.*) is relative to the
+    # repository root, wherever the command was started (the launchers cd there too)
+    cascade = str(Path(cascade).resolve())
+    os.chdir(REPO_ROOT)
     rc = run_stage(cascade, stage, overrides)
     sys.stdout.flush()
     return rc

@@ -95,3 +95,18 @@ def test_data_prep_never_writes_over_its_own_input(sh: Shell) -> None:
     proc = sh(f"python -m data_prep.rm_pairs --input {out / 'train.parquet'} --out-dir {out}")
     assert_one_line_error(proc, str(out / "train.parquet"), "is an input of this run")
     assert (out / "train.parquet").read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["train.parquet"]
+
+
+def test_one_path_rule_data_files_are_relative_to_the_repo_root(sh: Shell) -> None:
+    rel = f".cache/tests-cli/{sh.home.name}"
+    (REPO / rel / "sft").mkdir(parents=True, exist_ok=True)
+    try:
+        (REPO / rel / "sft" / "train.parquet").write_bytes(b"")
+        proc = sh(f"cd {sh.home} && CASCADE_TOY_DATA={rel} python -m cascade plan {REPO}/nemo_configs/tiny/cascade.yaml")
+        assert proc.returncode == 0, proc.stderr
+        assert f"{rel}/sft/val.parquet does not exist" in proc.stderr  # checked...
+        assert f"{rel}/sft/train.parquet" not in proc.stderr  # ...from the repo root, not the cwd
+    finally:
+        import shutil
+
+        shutil.rmtree(REPO / rel)
