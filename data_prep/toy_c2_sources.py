@@ -85,6 +85,8 @@ def structured_rows(n: int, seed: int = 0) -> list[Row]:
         k = rng.randint(2, len(fields))
         chosen = [fields[0]] + rng.sample(fields[1:], k - 1)
         chosen.sort(key=fields.index)
+        if not any("enum" in f[1] or "minimum" in f[1] for f in chosen):
+            continue  # every task has one or two constrained fields
         values = {key: draw(rng) for key, _, draw, _ in chosen}
         text = (f"Describe a {kind} " + ", ".join(ph.format(v=_json_value(values[key])) for key, _, _, ph in chosen)
                 + ". Reply with only a JSON object with the keys " + ", ".join(f'"{key}"' for key, *_ in chosen) + ".")
