@@ -212,6 +212,13 @@ def tool_calls(value: Any) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+def _example_solves(initial: Any, expected: Any) -> bool:
+    try:
+        return replay(initial, [(EXAMPLE_CALL.name, EXAMPLE_CALL.arguments)]) == expected  # type: ignore[list-item]
+    except ValueError:  # ToolError: no such task in this database
+        return False
+
+
 def adapt_tools(row: Row, args: argparse.Namespace) -> RLRecord:
     msgs = prompt_messages(row.data["prompt"])
     initial = normalize_state(maybe_json(row.data["initial_state"]), "initial_state")
@@ -229,6 +236,8 @@ def adapt_tools(row: Row, args: argparse.Namespace) -> RLRecord:
         raise ValueError("need expected_state or the gold calls")
     if expected == initial:
         raise Drop("no_state_change")  # doing nothing would earn the reward
+    if _example_solves(initial, expected):
+        raise Drop("example_solves")  # copying the system turn's example would earn it
     system = tools_system(args.call_syntax, args.tools)
     if args.show_state:
         system += "\n\nThe current database (JSON):\n" + json.dumps(initial, ensure_ascii=False, sort_keys=True)

@@ -157,10 +157,14 @@ def test_tool_rows_list_the_tools_and_replay_to_the_expected_state(tmp_path, cap
 
 
 def test_tools_subset_lists_only_those_tools_and_drops_tasks_that_need_another(tmp_path):
+    db7 = {**DB, "tasks": {"task-7": DB["tasks"]["task-1"]}}
     rows = [{"prompt": "Mark task-1 done.", "initial_state": DB, "calls": DONE, "id": "a"},
-            {"prompt": "Mail Raj.", "initial_state": DB, "calls": MAIL, "id": "b"}]
+            {"prompt": "Mail Raj.", "initial_state": DB, "calls": MAIL, "id": "b"},
+            {"prompt": "Mark task-7 done.", "initial_state": db7,  # what the system turn's example call does
+             "calls": [{"name": "update_task", "arguments": {"task_id": "task-7", "status": "done"}}], "id": "c"}]
     recs, m = run(tmp_path, "tools", rows, [], "--tools", "update_task", "--no-state", "--call-syntax", "json")
-    assert [r.id for r in recs] == ["tools-a"] and step(m, "filter")["dropped"] == {"unlisted_tool": 1}
+    assert [r.id for r in recs] == ["tools-a"]
+    assert step(m, "filter")["dropped"] == {"unlisted_tool": 1, "example_solves": 1}
     system = recs[0].prompt[0]["content"]
     assert "- update_task(task_id: string" in system and "send_email" not in system and "ana@corp" not in system
     with pytest.raises(SystemExit):
