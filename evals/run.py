@@ -13,14 +13,15 @@ import signal
 import sys
 from pathlib import Path
 
-from cascade.config.errors import ConfigError
+from cascade.config.cli import parse_with_overrides, run_cli
+from cascade.config.errors import UserError
 from evals.runner import EvalInterrupted, evaluate_stage, results_path
 from evals.suite import load_suite
 
 INTERRUPTED_EXIT = 75  # the launchers' requeue code (cascade.runtime.preemption.REQUEUE_EXIT_CODE)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m evals.run", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stage-dir", required=True, help="a stage's output dir (holds hf/ and evals/)")
@@ -29,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stage-name", help="stage name for the results file (default: from the dir name NN_name)")
     ap.add_argument("--benchmarks", help="comma-separated subset of the suite's benchmarks")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
-    ap.add_argument("overrides", nargs="*", help="suite overrides, key=value (e.g. benchmarks.gsm8k.limit=4)")
-    args = ap.parse_args(argv)
+    ap.epilog = "key=value suite overrides (e.g. benchmarks.gsm8k.limit=4) may stand anywhere on the line."
+    args = parse_with_overrides(ap, argv)
 
     stop = {"requested": False}
 
@@ -44,12 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         only = [b.strip() for b in args.benchmarks.split(",") if b.strip()] if args.benchmarks else None
         doc = evaluate_stage(args.stage_dir, suite, model_path=args.model, stage_name=args.stage_name, only=only,
                              progress=not args.no_progress, stop_check=lambda: stop["requested"])
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
     except FileNotFoundError as e:  # no HF export in the stage dir, or a missing suite file
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise UserError(str(e)) from e
     except EvalInterrupted as e:
         print(f"[evals] interrupted: {e}; rerun the same command to resume", file=sys.stderr)
         return INTERRUPTED_EXIT
@@ -58,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(sig, handler)
     print(f"[evals] wrote {results_path(Path(args.stage_dir).resolve(), doc['stage'])}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """A ConfigError or a missing model/suite is one line with exit code 2 (--debug: traceback)."""
+    return run_cli(_main, argv, prog="python -m evals.run")
 
 
 if __name__ == "__main__":

@@ -69,3 +69,11 @@ def test_a_stage_without_results_is_listed_beside_those_with(sh: Shell) -> None:
     md = (run / "report" / "report.md").read_text()
     assert "| benchmark | 01 sft |" in md and "No results yet: 02 rlhf" in md
     assert sorted(p.name for p in (run / "report").iterdir()) == ["report.json", "report.md"]
+
+
+def test_evals_run_takes_overrides_anywhere_and_a_missing_model_is_one_line(sh: Shell) -> None:
+    stage = sh.home / "01_sft"
+    stage.mkdir()
+    proc = sh(f"python -m evals.run --stage-dir {stage} benchmarks.gsm8k.limit=4 --suite toy --no-progress")
+    assert_one_line_error(proc, f"no HF model at {stage}/hf")
+    assert not (stage / "evals").exists()
