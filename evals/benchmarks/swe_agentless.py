@@ -18,7 +18,10 @@ Per instance, on a git checkout at its base commit:
 4. selection: most regression tests passed, then most reproduction tests passed, then majority
    vote over identical changes, then the shortest patch (§3.3.1 ties: shorter generation).
 Tests run in subprocesses on temporary copies of the checkout: model-written code, so run this on
-a machine you would run untrusted code on (the swebench harness isolates with Docker).
+a machine you would run untrusted code on (the swebench harness isolates with Docker). Regression
+tests are pytest node ids (SWE-bench's PASS_TO_PASS for pytest repositories; django's test ids
+need their own runner: not handled). The localization and reproduction prompts are our wording of
+what C1 describes; the repair prompt is the one SWE RL trains on.
 """
 
 from __future__ import annotations
@@ -315,11 +318,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--model", required=True, help="local HF model directory")
     p.add_argument("--backend", default="vllm", choices=["vllm", "transformers"])
     p.add_argument("--out", required=True, help="predictions JSONL for swebench.harness.run_evaluation")
-    p.add_argument("--max-new-tokens", type=int, default=32768)
+    p.add_argument("--max-new-tokens", type=int, default=32768)  # C1 App. B: 32K thinking budget
+    p.add_argument("--rope-factor", type=float, default=2.0, help="YaRN factor (C1 App. B: 8B 2, 14B 3)")
     a = p.parse_args(argv)
+    from cascade.config.schema.common import RopeScaling
     from cascade.generation import GeneratorConfig, build_generator
 
-    gen = build_generator(GeneratorConfig(model_path=a.model, backend=a.backend))
+    rope = RopeScaling(factor=a.rope_factor, original_max_position_embeddings=32768)
+    gen = build_generator(GeneratorConfig(model_path=a.model, backend=a.backend, rope_scaling=rope,
+                                          max_model_len=int(32768 * a.rope_factor)))
     policy = generator_policy(gen, max_new_tokens=a.max_new_tokens)
     with open(a.out, "w") as out:
         for line in Path(a.instances).read_text().splitlines():
