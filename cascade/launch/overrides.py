@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cascade.config import ConfigError, load_stage_config
+from cascade.config.schema import schema_for
 from cascade.launch.shape import shape_from_config
 from cascade.stages import CascadePlan, CascadeSpec, load_cascade
 
@@ -25,6 +26,7 @@ class RoutedOverrides:
     cascade: tuple[str, ...]  # keys of the cascade YAML (run_dir, init_path, ...)
     every_stage: tuple[str, ...]  # stage-config keys for every stage
     per_stage: dict[str, tuple[str, ...]]  # stage name -> stage-config keys (prefix removed)
+    origins: dict[str, str] = dataclasses.field(default_factory=dict)  # per-stage text -> as the user wrote it
 
     def for_stage(self, name: str) -> list[str]:
         """The stage-config overrides stage `name` gets (common first, its own last)."""
@@ -35,11 +37,18 @@ class RoutedOverrides:
         return [*self.cascade, *self.for_stage(name)]
 
 
-def route(overrides: list[str] | tuple[str, ...], stage_names: list[str] | tuple[str, ...]) -> RoutedOverrides:
-    """Split overrides by their first key component: a cascade key, a stage name, or a stage key."""
+def route(overrides: list[str] | tuple[str, ...], stage_names: list[str] | tuple[str, ...],
+          top_keys: dict[str, set[str]] | None = None) -> RoutedOverrides:
+    """Split overrides by their first key component: a cascade key, a stage name, or a stage key.
+
+    A stage named like a config section (Cascade-2's `mopd` stage and `mopd:` section) takes
+    `mopd.loss.x=1` as its own `loss.x` and `mopd.teachers...` as its own `mopd.teachers...`
+    (`top_keys`: each stage's top-level config keys).
+    """
     cascade: list[str] = []
     common: list[str] = []
     per_stage: dict[str, list[str]] = {}
+    origins: dict[str, str] = {}
     for text in overrides:
         key, sep, value = text.partition("=")
         head, _, rest = key.partition(".")
@@ -51,21 +60,30 @@ def route(overrides: list[str] | tuple[str, ...], stage_names: list[str] | tuple
             if not rest:
                 raise ConfigError(f"command-line override {text!r}: {head!r} is a stage; "
                                   f"set one of its keys: {head}.KEY=VALUE")
-            per_stage.setdefault(head, []).append(f"{rest}={value}")
+            own = (top_keys or {}).get(head)
+            if own and head in own and rest.partition(".")[0] not in own:
+                per_stage.setdefault(head, []).append(text)  # the stage's own section of that name
+            else:
+                per_stage.setdefault(head, []).append(f"{rest}={value}")
+                origins[f"{rest}={value}"] = text
         else:
             common.append(text)
-    return RoutedOverrides(tuple(cascade), tuple(common), {k: tuple(v) for k, v in per_stage.items()})
+    return RoutedOverrides(tuple(cascade), tuple(common), {k: tuple(v) for k, v in per_stage.items()}, origins)
 
 
-def _stage_names(path: str | Path) -> list[str]:
-    """Stage names as written in the cascade YAML (before its overrides can be routed)."""
+def _stage_keys(path: str | Path) -> dict[str, set[str]]:
+    """Each stage's top-level config keys, by stage name as written in the cascade YAML."""
     plan = load_cascade(path)
-    return [s.name for s in plan.stages]
+    return {s.name: {f.name for f in dataclasses.fields(schema_for(s.kind))} for s in plan.stages}
 
 
 def load_with_overrides(path: str | Path, overrides: list[str] | tuple[str, ...]) -> tuple[CascadePlan, RoutedOverrides]:
     """The plan with its cascade-level overrides applied, and the routed rest (not yet checked)."""
-    routed = route(overrides, _stage_names(path)) if overrides else RoutedOverrides((), (), {})
+    if overrides:
+        keys = _stage_keys(path)
+        routed = route(overrides, list(keys), keys)
+    else:
+        routed = RoutedOverrides((), (), {})
     plan = load_cascade(path, list(routed.cascade))
     return plan, routed
 
@@ -82,10 +100,13 @@ def check_stage_overrides(plan: CascadePlan, routed: RoutedOverrides, names: lis
             cfg = load_stage_config(stage.config, [*stage.overrides, *own])
             shape_from_config(cfg, f"{stage.config}{' with ' + ' '.join(own) if own else ''}")
         except ConfigError as e:
+            message = str(e)
+            for routed_text, original in routed.origins.items():  # name the override as the user wrote it
+                message = message.replace(f"command-line override {routed_text!r}", f"command-line override {original!r}")
             hint = ""
             if routed.every_stage and any(o in str(e) for o in routed.every_stage):
                 hint = f" (an override without a stage prefix goes to every stage; for one stage write {stage.name}.KEY=VALUE)"
-            raise ConfigError(f"stage {stage.name!r}: {e}{hint}") from e
+            raise ConfigError(f"stage {stage.name!r}: {message}{hint}") from e
         if cfg.kind != stage.kind:
             raise ConfigError(f"{plan.source}: stage {stage.name!r} is kind {stage.kind.value!r} but "
                               f"{stage.config} says kind {cfg.kind.value!r}")

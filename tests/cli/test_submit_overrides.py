@@ -72,3 +72,15 @@ def test_a_valid_submission_records_its_jobs_atomically(sh: Shell) -> None:
     assert not any("train.steps" in c for c in calls[2:])
     assert (run_dir / "jobs.json").is_file()
     assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == []  # no temp file left
+
+
+def test_a_stage_named_like_a_config_section_takes_both_spellings(sh: Shell) -> None:
+    """Cascade-2's `mopd` stage has a `mopd:` section: `mopd.train.steps` is the stage's train.steps,
+    `mopd.mopd.loss...` its section; a wrong one is named as the user wrote it."""
+    cascade = "nemo_configs/nano3_30b_a3b/cascade.yaml"
+    proc = sh(f"bash launchers/cascade.sh {cascade} --dry-run mopd.mopd.loss.is_eps_high=5 mopd.train.steps=3")
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"stage_\d+_mopd\.sh mopd\.loss\.is_eps_high=5 train\.steps=3\)$", proc.stdout, re.M)
+    proc = sh(f"bash launchers/cascade.sh {cascade} --dry-run mopd.loss.is_eps_low=0.5")
+    assert_one_line_error(proc, "stage 'mopd'", "command-line override 'mopd.loss.is_eps_low=0.5'",
+                          "did you mean 'mopd.loss.is_eps_low'")
