@@ -14,6 +14,7 @@ from typing import Any, TypeVar, get_args, get_origin
 
 from cascade.config.errors import ConfigError
 from cascade.config.loader import OVERRIDE_SOURCE, RawConfig
+from cascade.config.ranges import check_ranges
 
 T = TypeVar("T")
 
@@ -228,8 +229,6 @@ def build_config(cls: type[T], raw: RawConfig) -> T:
 
     Then the range rules (cascade/config/ranges.py), which see across sections (TP vs heads).
     """
-    from cascade.config.ranges import check_ranges
-
     ctx = _Ctx(raw, cls)
     obj = _build(cls, raw.data, "", ctx)
     check_ranges(obj, ctx.fail)
