@@ -97,13 +97,30 @@ def iter_canonical_params(model: Sequence[MegatronModule]) -> Iterator[tuple[str
                 yield canon, param
 
 
+def _config_dict(cfg: ModelConfig, dtype: torch.dtype) -> dict:
+    """config.json of the HF model equivalent to ``cfg`` (NemotronH's for the hybrid family)."""
+    if cfg.family is ModelFamily.NEMOTRON_H:
+        from cascade.engine.hf_hybrid import hybrid_hf_config
+
+        return hybrid_hf_config(cfg, dtype)
+    return hm.hf_config_dict(cfg, dtype)
+
+
+def _check_config(cfg: ModelConfig, hf_cfg: dict) -> None:
+    if cfg.family is ModelFamily.NEMOTRON_H:
+        from cascade.engine.hf_hybrid import check_hybrid_hf_config
+
+        return check_hybrid_hf_config(cfg, hf_cfg)
+    return hm.check_hf_config(cfg, hf_cfg)
+
+
 # ---- cascade backend ---------------------------------------------------------------------------
 def _import_cascade(model: Sequence[MegatronModule], hf_dir: Path, cfg: ModelConfig) -> None:
     reader = HFReader(hf_dir)
     if cfg.family is ModelFamily.NEMOTRON_H:
         from cascade.engine import hf_hybrid
 
-        hf_hybrid.check_hybrid_hf_config(cfg, reader.config)
+        _check_config(cfg, reader.config)
         return hf_hybrid.import_hybrid(model, reader, cfg)
     hm.check_hf_config(cfg, reader.config)
     tp, rank = ps.get_tensor_model_parallel_world_size(), ps.get_tensor_model_parallel_rank()
@@ -171,7 +188,7 @@ def _import_bridge(model: Sequence[MegatronModule], hf_dir: Path, cfg: ModelConf
     from megatron.bridge import AutoBridge
     from transformers import AutoConfig
 
-    hm.check_hf_config(cfg, json.loads((hf_dir / "config.json").read_text()))
+    _check_config(cfg, json.loads((hf_dir / "config.json").read_text()))
     bridge = AutoBridge.from_hf_config(AutoConfig.from_pretrained(hf_dir, local_files_only=True))
     bridge.load_hf_weights(list(model), hf_path=str(hf_dir))
 
@@ -182,7 +199,7 @@ def _export_bridge(
     from megatron.bridge import AutoBridge
     from transformers import AutoConfig
 
-    hf_cfg = AutoConfig.for_model(**hm.hf_config_dict(cfg, dtype))
+    hf_cfg = AutoConfig.for_model(**_config_dict(cfg, dtype))
     bridge = AutoBridge.from_hf_config(hf_cfg)
     tensors = {n: t.to("cpu", dtype).contiguous()
                for n, t in bridge.export_hf_weights(list(model), cpu=True, show_progress=False)}
@@ -221,13 +238,7 @@ def export_hf(
     (_export_bridge if hf_backend() == "bridge" else _export_cascade)(model, tmp, cfg, dtype)
     dist.barrier()
     if dist.get_rank() == 0:
-        if cfg.family is ModelFamily.NEMOTRON_H:
-            from cascade.engine.hf_hybrid import hybrid_hf_config
-
-            hf_cfg = hybrid_hf_config(cfg, dtype)
-        else:
-            hf_cfg = hm.hf_config_dict(cfg, dtype)
-        (tmp / "config.json").write_text(json.dumps(hf_cfg, indent=2))
+        (tmp / "config.json").write_text(json.dumps(_config_dict(cfg, dtype), indent=2))
         if tokenizer_dir is not None:
             for name in _TOKENIZER_FILES:
                 src = Path(tokenizer_dir) / name
