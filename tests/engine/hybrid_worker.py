@@ -109,7 +109,8 @@ def scenario_single() -> dict:
     from cascade.engine.parallel import check_layout
     from cascade.engine.precision import resolve_precision
 
-    for key, spec in (("ep3_error", "expert=3"), ("tp8_error", "tensor=8,sequence_parallel=1")):
+    for key, spec in (("ep3_error", "expert=3"), ("tp8_error", "tensor=8,sequence_parallel=1"),
+                      ("pp2_error", "pipeline=2")):
         try:
             par = ew.parallel_of(spec)
             transformer_config(cfg.model, par, resolve_precision(cfg.precision, par))
