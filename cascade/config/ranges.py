@@ -32,8 +32,7 @@ RULES = (
     Rule("rollout.tensor_parallel", lambda v: v >= 1, "must be >= 1"),
     Rule("rollout.gpu_memory_utilization", lambda v: 0 < v <= 1, "must be in (0, 1]"),
     Rule("optim.weight_decay", lambda v: v >= 0, "must be >= 0"),
-    Rule("checkpoint.save_interval", lambda v: v >= 1, "must be >= 1"),
-    Rule("checkpoint.keep_last", lambda v: v >= 1, "must be >= 1"),
+    Rule("checkpoint.save_interval", lambda v: v >= 0, "must be >= 0 (0: only the final save)"),
 )
 
 

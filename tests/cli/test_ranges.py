@@ -35,3 +35,9 @@ def test_sft_keeps_steps_zero_meaning_epochs(sh: Shell) -> None:
 
 def test_a_tensor_parallel_size_dividing_heads_and_groups_passes(sh: Shell) -> None:
     assert sh(f"python -m cascade config show {MATH} parallel.tensor=2").returncode == 0
+
+
+def test_zero_keeps_its_documented_meanings(sh: Shell) -> None:
+    """checkpoint.save_interval=0 (only the final save) and keep_last=0 (keep all) stay valid."""
+    proc = sh(f"python -m cascade config show {MATH} checkpoint.save_interval=0 checkpoint.keep_last=0")
+    assert proc.returncode == 0, proc.stderr
