@@ -121,6 +121,19 @@ def scenario_single() -> dict:
     except LayoutError as e:
         out["ep_world_error"] = str(e)
 
+    # every shipped Cascade-2 stage's layout can split the real Nano model
+    from cascade.engine.model import _check_shapes
+
+    out["nano3_layout_errors"] = {}
+    for path in sorted((HERE.parents[1] / "nemo_configs" / "nano3_30b_a3b").glob("*.yaml")):
+        if path.name in ("cascade.yaml", "rl_common.yaml"):
+            continue
+        stage = load_stage_config(path)
+        try:
+            _check_shapes(stage.model, stage.parallel)
+        except ModelBuildError as e:
+            out["nano3_layout_errors"][path.name] = str(e)
+
     # Nano-3 RL's frozen router: weights and expert bias stay put while the rest trains
     frozen = stage_config(["model.moe.freeze_router=true"])
     model, opt, sched = setup(frozen, ew.parallel_of(""))

@@ -67,6 +67,11 @@ def test_layouts_that_cannot_split_the_hybrid_are_refused(hybrid_single: dict) -
     assert "nemotron_h with pipeline>1 is not supported yet" in hybrid_single["pp2_error"]
 
 
+def test_shipped_nano3_layouts_split_the_real_model(hybrid_single: dict) -> None:
+    """TP divides the 2 KV groups and the Mamba heads/groups, EP the 128 experts, in every stage."""
+    assert hybrid_single["nano3_layout_errors"] == {}
+
+
 @pytest.mark.slow  # the 2-rank job: ~1 min on two idle cores
 @pytest.mark.parametrize("layout", ["ep2", "tp2", "dp2"])
 def test_layout_matches_one_rank(layout: str, hybrid_single: dict, hybrid_layouts: dict) -> None:

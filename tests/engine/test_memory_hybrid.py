@@ -52,15 +52,15 @@ def test_experts_shard_over_ep_and_their_optimizer_over_expert_dp() -> None:
         (ln,) = [x for x in plan.lines if x.phase == "training" and x.label.startswith(prefix)]
         return ln.gib * GIB
 
-    cfg = _load(REPO / "nemo_configs/nano3_30b_a3b/if_rl.yaml")  # TP=4, EP=16, ETP=1 on 64 GPUs
+    cfg = _load(REPO / "nemo_configs/nano3_30b_a3b/if_rl.yaml")  # TP=2, EP=16, ETP=1 on 64 GPUs
     plan = plan_memory(cfg, 80.0)
     from cascade.engine.memory_hybrid import hybrid_param_counts
 
     hc = hybrid_param_counts(cfg.model)
-    dense = hc.sharded / 4 + hc.replicated + 2 * hc.embedding / 4 + hc.final_norm
+    dense = hc.sharded / 2 + hc.replicated + 2 * hc.embedding / 2 + hc.final_norm
     experts = hc.experts / 16
     assert line(plan, "weights") == pytest.approx((dense + experts) * 2)
-    assert line(plan, "optimizer") == pytest.approx(dense * 12 / 16 + experts * 12 / 4)  # DP 16, expert DP 4
+    assert line(plan, "optimizer") == pytest.approx(dense * 12 / 32 + experts * 12 / 4)  # DP 32, expert DP 4
     assert "EP=16 ETP=1" in plan.layout
 
 
@@ -72,7 +72,13 @@ def test_expert_layout_must_divide_the_world() -> None:
         plan_memory(cfg, 80.0)
 
 
-@pytest.mark.parametrize("stage", NANO3, ids=lambda p: p.name)
+_SFT_TOO_LONG = pytest.mark.xfail(
+    strict=True, reason="256K packed SFT needs context parallelism with packing (not in our engine) "
+    "at TP <= 2 (2 KV groups): its plan says fits=false, as its YAML states")
+
+
+@pytest.mark.parametrize("stage", [pytest.param(p, marks=_SFT_TOO_LONG) if p.name == "sft.yaml" else p
+                                   for p in NANO3], ids=lambda p: p.name)
 def test_every_shipped_nano3_stage_fits(stage: Path) -> None:
     from cascade.engine.memory_plan import plan_memory
 
