@@ -27,14 +27,17 @@ class RoutedOverrides:
     every_stage: tuple[str, ...]  # stage-config keys for every stage
     per_stage: dict[str, tuple[str, ...]]  # stage name -> stage-config keys (prefix removed)
     origins: dict[str, str] = dataclasses.field(default_factory=dict)  # per-stage text -> as the user wrote it
+    stages: tuple[str, ...] = ()  # the cascade's stage names
 
     def for_stage(self, name: str) -> list[str]:
         """The stage-config overrides stage `name` gets (common first, its own last)."""
         return [*self.every_stage, *self.per_stage.get(name, ())]
 
     def for_launcher(self, name: str) -> list[str]:
-        """What a stage's launcher is given: run-stage routes them again on the node."""
-        return [*self.cascade, *self.for_stage(name)]
+        """What a stage's launcher is given: run-stage routes them again on the node, so a key that
+        starts with a stage name (`mopd.loss...` of the mopd stage) keeps its stage prefix."""
+        own = [f"{name}.{o}" if o.partition(".")[0] in self.stages else o for o in self.per_stage.get(name, ())]
+        return [*self.cascade, *self.every_stage, *own]
 
 
 def route(overrides: list[str] | tuple[str, ...], stage_names: list[str] | tuple[str, ...],
@@ -68,7 +71,8 @@ def route(overrides: list[str] | tuple[str, ...], stage_names: list[str] | tuple
                 origins[f"{rest}={value}"] = text
         else:
             common.append(text)
-    return RoutedOverrides(tuple(cascade), tuple(common), {k: tuple(v) for k, v in per_stage.items()}, origins)
+    return RoutedOverrides(tuple(cascade), tuple(common), {k: tuple(v) for k, v in per_stage.items()}, origins,
+                           tuple(stage_names))
 
 
 def _stage_keys(path: str | Path) -> dict[str, set[str]]:

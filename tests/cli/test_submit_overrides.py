@@ -80,7 +80,12 @@ def test_a_stage_named_like_a_config_section_takes_both_spellings(sh: Shell) -> 
     cascade = "nemo_configs/nano3_30b_a3b/cascade.yaml"
     proc = sh(f"bash launchers/cascade.sh {cascade} --dry-run mopd.mopd.loss.is_eps_high=5 mopd.train.steps=3")
     assert proc.returncode == 0, proc.stderr
-    assert re.search(r"stage_\d+_mopd\.sh mopd\.loss\.is_eps_high=5 train\.steps=3\)$", proc.stdout, re.M)
+    # the section keeps its stage prefix: run-stage routes the launcher's arguments the same way
+    assert re.search(r"stage_\d+_mopd\.sh mopd\.mopd\.loss\.is_eps_high=5 train\.steps=3\)$", proc.stdout, re.M)
+    from cascade.launch.overrides import load_with_overrides
+
+    _, routed = load_with_overrides(cascade, ["mopd.mopd.loss.is_eps_high=5", "train.steps=3"])
+    assert routed.for_stage("mopd") == ["train.steps=3", "mopd.loss.is_eps_high=5"]
     proc = sh(f"bash launchers/cascade.sh {cascade} --dry-run mopd.loss.is_eps_low=0.5")
     assert_one_line_error(proc, "stage 'mopd'", "command-line override 'mopd.loss.is_eps_low=0.5'",
                           "did you mean 'mopd.loss.is_eps_low'")
