@@ -10,9 +10,14 @@ resharding) and sees the same data. Tolerance: fp32, so layouts differ only in s
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
-from conftest import run_job
+
+from cascade.engine.launch import run_local
+
+HERE = Path(__file__).resolve().parent
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -32,15 +37,16 @@ def hybrid_layouts(hybrid_single: dict, hybrid_hf: dict, tmp_path_factory: pytes
     return run_job_hybrid("layouts", 2, out, args, timeout=600)[0]
 
 
-def run_job_hybrid(scenario: str, nprocs: int, out, args: dict, timeout: float) -> list[dict]:  # noqa: ANN001
-    import conftest
-
-    worker = conftest.WORKER
-    conftest.WORKER = str(conftest.HERE / "hybrid_worker.py")
-    try:
-        return run_job(scenario, nprocs, out, args, timeout)
-    finally:
-        conftest.WORKER = worker
+def run_job_hybrid(scenario: str, nprocs: int, out: Path, args: dict, timeout: float) -> list[dict]:
+    """``hybrid_worker.py scenario`` on ``nprocs`` gloo ranks (Megatron stays out of pytest)."""
+    argv = [str(HERE / "hybrid_worker.py"), scenario, str(out), *(f"{k}={v}" for k, v in args.items())]
+    env = {"PYTHONPATH": os.pathsep.join([str(HERE.parents[1]), str(HERE)]), "CASCADE_HF_BACKEND": "cascade",
+           "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    results = run_local(nprocs, argv, timeout=timeout, log_dir=out / f"logs_{scenario}", env=env,
+                        cwd=HERE.parents[1])
+    for r in results:
+        assert r.returncode == 0, f"{scenario} rank {r.rank} exited {r.returncode}:\n{r.output[-6000:]}"
+    return [json.loads((out / f"{scenario}_rank{r}.json").read_text()) for r in range(nprocs)]
 
 
 def test_tiny_hybrid_trains_on_cpu(hybrid_single: dict) -> None:
