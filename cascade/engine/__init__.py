@@ -28,7 +28,8 @@ tests/engine does). Every function that takes ``model`` is collective. Typical S
 
 API (one concept per module):
 
-* ``parallel``: ``init_distributed(parallel_cfg, seed) -> Layout`` (TP, PP + virtual, CP, SP; DP is
+* ``parallel``: ``init_distributed(parallel_cfg, seed, model=None) -> Layout`` (TP, PP + virtual, CP,
+  SP, EP with expert TP; ``model`` lets nemotron_h use SP on CPU, its torch norms take it; DP is
   the rest), ``destroy_distributed()``, ``LayoutError`` (e.g. sequence parallelism on CPU).
   ``parallel.virtual_pipeline`` is Megatron's model chunks per pipeline rank;
   ``parallel.recompute`` selects activation recomputation (none/selective/full).
