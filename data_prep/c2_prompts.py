@@ -154,7 +154,7 @@ def adapt_structured(row: Row, args: argparse.Namespace) -> RLRecord:
     if not isinstance(schema, dict) or not schema:
         raise ValueError("schema must be a non-empty JSON Schema object")
     shown = json.dumps(schema, ensure_ascii=False)  # one line: a third of the tokens of an indented schema
-    if _squash(json.dumps(schema, ensure_ascii=False)) not in _squash(msgs[-1]["content"]):
+    if args.schema_in_prompt and _squash(json.dumps(schema, ensure_ascii=False)) not in _squash(msgs[-1]["content"]):
         msgs[-1] = {"role": "user", "content": f"{msgs[-1]['content']}\n\n{STRUCTURED_SUFFIX.format(schema=shown)}"}
     return RLRecord(id=stable_id("structured", row, msgs[-1]["content"]), domain=RewardDomain.STRUCTURED_OUTPUT,
                     prompt=msgs, source=str(row.data.get("source") or "structured"),
@@ -365,6 +365,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             sp.add_argument("--tools", type=_tool_names, default=tuple(TOOLS),
                             help=f"comma-separated tools to list (default all: {','.join(TOOLS)}); rows whose "
                                  "gold calls use another are dropped")
+        if name == "structured":
+            sp.add_argument("--no-schema-in-prompt", dest="schema_in_prompt", action="store_false",
+                            help="do not append the schema to prompts that lack it (rows whose instruction "
+                                 "already spells out the keys and values; a small model copies a shown schema)")
         if name == "long_context":
             sp.add_argument("--tokenizer", help="local tokenizer dir: enables the prompt-token limits")
             sp.add_argument("--max-prompt-tokens", type=int, default=0, help="0: no limit (C2 §4.6: 32K)")

@@ -77,7 +77,8 @@ def build_toy_c2(out_dir: str | Path, cfg: ToyC2Config = ToyC2Config()) -> dict[
              "--eval-file", f"mbpp_heldout={eval_dir / 'mbpp_heldout.jsonl'}", "--workers", str(cfg.workers)]
     extra = {
         # generated sets: distinct by construction, and their shared templates would read as near duplicates
-        "structured": ["--no-dedup"],
+        # the toy's instructions name every key and value; shown the schema, SmolLM2 copies the schema
+        "structured": ["--no-dedup", "--no-schema-in-prompt"],
         # the toy lists only the tools its tasks need and no database (every argument is in the request):
         # the full system turn is ~750 SmolLM2 tokens, this one ~250
         "tools": ["--no-dedup", "--call-syntax", cfg.call_syntax, "--no-state", "--tools", ",".join(src.TOY_TOOLS)],

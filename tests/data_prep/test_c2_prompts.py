@@ -263,6 +263,7 @@ def test_toy_c2_builds_into_a_c1_toy_dir_and_every_gold_answer_scores(tmp_path, 
         assert 2 <= len(props) <= 4 and r.reward_context["schema"]["additionalProperties"] is False
         assert 1 <= sum("enum" in p or "minimum" in p for p in props.values()) <= 2
         assert sorted(r.reward_context["schema"]["required"]) == sorted(props)
+    assert all("Schema" not in r.prompt_text and "Reply with only a JSON object with the keys" in r.prompt_text for r in st)
     missing = [json.dumps(dict(list(json.loads(gold(r)).items())[:-1])) for r in st]
     assert rewards(RewardDomain.STRUCTURED_OUTPUT, st + st, [gold(r) for r in st] + missing) == [1.0] * 10 + [0.0] * 10
     tl = recs["tools"]
