@@ -158,6 +158,7 @@ def tool_rows(n: int, seed: int = 0, syntax: str = "json") -> list[Row]:
             text2, calls2 = _one_task(rng, db)
             if calls2[0][0] != calls[0][0] or calls2[0][1].get("task_id") != calls[0][1].get("task_id"):
                 text, calls = f"{text} Then: {text2[0].lower()}{text2[1:]}", calls + calls2
+        text += " Reply with only the <tool_call> block." if len(calls) == 1 else " Reply with only the <tool_call> blocks."
         key = text + json.dumps(db, sort_keys=True)
         if key in seen:
             continue
