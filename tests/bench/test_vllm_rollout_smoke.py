@@ -20,6 +20,7 @@ if torch.cuda.is_available():
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.bench_smoke
 def test_vllm_rollout_bench_smoke(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "bench.vllm_rollout", "--smoke", "--out", str(tmp_path)],
                        cwd=REPO, capture_output=True, text=True, timeout=900)
