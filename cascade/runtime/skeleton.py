@@ -159,7 +159,7 @@ def run_training_stage(job: StageJob, hooks: StageHooks,
     if check is not None:
         check(cfg)
     preemption.install()  # idempotent; run-stage installed it already, before the recipe loaded
-    layout = init_distributed(cfg.parallel, seed=cfg.train.seed)
+    layout = init_distributed(cfg.parallel, seed=cfg.train.seed, model=cfg.model)
     try:
         return _run(job, hooks, layout)
     finally:
