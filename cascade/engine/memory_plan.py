@@ -154,6 +154,19 @@ def world_size_of(config: object) -> int:
     return launch.node_count(parallel.model_parallel_size) * launch.tasks_per_node()
 
 
+def mopd_teacher_models(config: object) -> int:
+    """An upper bound on the distinct teacher models a MOPD stage holds at once (0 for other
+    kinds): one per pinned checkpoint and per stage a ``best_of`` may pick, at most one per domain.
+    Which stages win is known only at stage start, from their evals."""
+    mopd = getattr(config, "mopd", None)
+    if mopd is None:
+        return 0
+    names: set[str] = set()
+    for teacher in mopd.teachers.values():
+        names.update([f"checkpoint:{teacher.checkpoint}"] if teacher.checkpoint else teacher.best_of)
+    return min(len(mopd.teachers), len(names))
+
+
 def plan_memory(config: object, gpu_memory_gib: float = 80.0, *, world_size: int | None = None,
                 source: str = "") -> MemoryPlan:
     """The per-GPU memory plan of a typed stage config (any kind with the engine sections).
@@ -211,6 +224,13 @@ def plan_memory(config: object, gpu_memory_gib: float = 80.0, *, world_size: int
                          linear * FP8_EXTRA_BYTES))
         if getattr(getattr(config, "loss", None), "kl_coef", 0.0) > 0:
             rows.append(("reference model weights (loss.kl_coef > 0)", params * wbytes))
+        teachers = mopd_teacher_models(config)
+        if teachers and config.mopd.offload_teachers:  # type: ignore[attr-defined]
+            rows.append((f"MOPD teacher weights (one of up to {teachers} at a time: mopd.offload_teachers)",
+                         params * wbytes))
+        elif teachers:
+            rows.append((f"MOPD teacher weights (up to {teachers} forward-only models, resident)",
+                         teachers * params * wbytes))
         return rows
 
     coef = layer_activation_coefficient(model, par)

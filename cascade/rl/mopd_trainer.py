@@ -29,6 +29,7 @@ import torch
 from cascade.config.schema.side import MOPDLossConfig
 from cascade.engine import build_model, compute_logprobs, split_global_batch, token_logprobs, train_step
 from cascade.engine.batch import MicroBatch
+from cascade.engine.device import current_device
 from cascade.rewards import RewardResult
 from cascade.rl import FillResult, mopd_loss, route_to_teachers, setup, teachers
 from cascade.rl.aggregation import metric
@@ -60,6 +61,12 @@ def frozen_model(cfg: Any, source: Any) -> list:
     for chunk in model:
         chunk.requires_grad_(False)
     return model
+
+
+def place(model: list, device: torch.device) -> None:
+    """Move a forward-only model's parameters and buffers (teacher offload; no-op where it is)."""
+    for chunk in model:
+        chunk.to(device)
 
 
 def row_ids(groups: list[Group], per_group: list[int], rows: int) -> torch.Tensor:
@@ -140,6 +147,8 @@ class MOPDHooks(RLHooks):
         for key in self.keys:
             t0 = time.perf_counter()
             self.teacher_models[key] = frozen_model(self.cfg, by_key[key].init)
+            if self._offload:
+                place(self.teacher_models[key], torch.device("cpu"))
             ctx.say(f"teacher {by_key[key].label} loaded ({by_key[key].init.format} {key}) in "
                     f"{time.perf_counter() - t0:.1f} s")
 
@@ -199,6 +208,11 @@ class MOPDHooks(RLHooks):
             out[f"mopd/teacher_of/{domain}/{teacher}"] = 1.0
         return out
 
+    @property
+    def _offload(self) -> bool:
+        """Teacher offload applies where the model lives on an accelerator."""
+        return self.cfg.mopd.offload_teachers and current_device().type != "cpu"
+
     def _teacher_name(self, key: str) -> str:
         labels = [c.label for c in self.choices.values() if c.key == key]
         return Path(labels[0]).name if labels else key
@@ -214,7 +228,15 @@ class MOPDHooks(RLHooks):
             mine = [mb for mb in flat if bool((mb.extra[TEACHER_ID] == k).any())]
             if not mine:
                 continue
-            for lp, mb in zip(compute_logprobs(self.teacher_models[key], mine, temperature=temp), mine):
+            teacher = self.teacher_models[key]
+            if self._offload:
+                place(teacher, current_device())
+            try:
+                logprobs = compute_logprobs(teacher, mine, temperature=temp)
+            finally:
+                if self._offload:
+                    place(teacher, torch.device("cpu"))
+            for lp, mb in zip(logprobs, mine):
                 rows = (mb.extra[TEACHER_ID][:, 0] == k)
                 mb.extra[TEACHER_LOGPROBS][rows] = lp.float().cpu()[rows]
 

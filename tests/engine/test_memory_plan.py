@@ -254,3 +254,22 @@ def _engine_worker(out: str) -> None:
 
 if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "engine":
     _engine_worker(sys.argv[2])
+
+
+def test_mopd_teachers_counted_resident_or_one_at_a_time() -> None:
+    """MOPD holds up to one teacher model per distinct candidate (at most one per domain): resident,
+    they are counted each; offloaded (the default), one teacher's weights at a time."""
+    from cascade.config import load_stage_config
+    from cascade.engine.memory_plan import mopd_teacher_models, plan_memory
+
+    path = REPO / "nemo_configs/nano3_30b_a3b/mopd.yaml"
+    offloaded = load_stage_config(path)
+    resident = load_stage_config(path, ["mopd.offload_teachers=false"])
+    assert mopd_teacher_models(offloaded) == 4  # sft, rlhf_teacher, if_rl, multi_domain_rl
+    weights = _bytes(plan_memory(offloaded), "weights")
+    assert _bytes(plan_memory(offloaded), "MOPD teacher weights") == pytest.approx(weights)
+    assert _bytes(plan_memory(resident), "MOPD teacher weights") == pytest.approx(4 * weights)
+    assert plan_memory(offloaded).fits and not plan_memory(resident).fits
+    pinned = load_stage_config(path, ["mopd.teachers={math: {checkpoint: /m/a}, genrm: {checkpoint: /m/a}}"])
+    assert mopd_teacher_models(pinned) == 1  # two domains, one checkpoint: loaded once
+    assert mopd_teacher_models(load_stage_config(REPO / "nemo_configs/nano3_30b_a3b/rlhf.yaml")) == 0

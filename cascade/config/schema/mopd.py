@@ -83,6 +83,9 @@ class TeacherConfig:
 class MOPDConfig:
     loss: MOPDLossConfig = field(default_factory=MOPDLossConfig)
     teachers: dict[RewardDomain, TeacherConfig] = field(default_factory=dict)
+    # GPU: keep teachers in host memory and move each onto the GPU only for its forward (one
+    # teacher's weights resident at a time, at the cost of a host<->GPU copy per use). No-op on CPU.
+    offload_teachers: bool = True
 
     def __post_init__(self) -> None:
         if not self.teachers:
