@@ -17,8 +17,9 @@ STEP_KEY = "step"
 REWARD_KEY = "reward/mean"
 LENGTH_KEY = "response_length/mean"
 CURVE_KEYS = (REWARD_KEY, LENGTH_KEY)
-# what a stage's training moved, by the first key it logged: RL reward, SFT held-out loss
-SUMMARY_KEYS = (REWARD_KEY, "val/loss")
+# what a stage's training moved, by the first key it logged: RL reward, SFT held-out loss, MOPD's
+# sampled-token reverse KL to its teachers
+SUMMARY_KEYS = (REWARD_KEY, "val/loss", "mopd/reverse_kl")
 EDGE = 2  # steps averaged at each end (single RL steps are noisy)
 
 

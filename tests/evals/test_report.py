@@ -154,3 +154,13 @@ def test_stage_eval_hook_writes_the_stage_results(tmp_path, hook_run, monkeypatc
     monkeypatch.delenv("CASCADE_EVAL_SUITE")
     assert [stage_eval.suite_for(n) for n in ("toy_cascade", "nemotron_cascade_14b_thinking")] == \
         ["toy", "paper_14b_thinking"]
+
+
+def test_training_table_reads_mopds_reverse_kl() -> None:
+    """A MOPD stage logs no reward: its row is the sampled-token reverse KL to its teachers."""
+    from evals.training_logs import summarize
+
+    rows = [{"step": i, "mopd/reverse_kl": v, "lr": 1e-5} for i, v in enumerate([0.9, 0.7, 0.5, 0.3], 1)]
+    s = summarize(rows)
+    assert s is not None and s.key == "mopd/reverse_kl" and s.steps == 4
+    assert (s.first, s.last) == pytest.approx((0.8, 0.4))
