@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -12,6 +14,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from evals.training_logs import CURVE_KEYS  # noqa: E402
+
+
+def _save(fig: "plt.Figure", out: Path) -> None:
+    """Write the PNG atomically: a reader (or a killed report) never sees half a file."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def plot_benchmarks(stages: list[str], rows: list[dict], out: Path) -> Path:
@@ -43,7 +58,7 @@ def plot_benchmarks(stages: list[str], rows: list[dict], out: Path) -> Path:
         ax.axis("off")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    _save(fig, out)
     plt.close(fig)
     return out
 
@@ -70,6 +85,6 @@ def plot_training_curves(curves: list[tuple[str, list[dict]]], out: Path) -> Pat
             ax.grid(alpha=0.3)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    _save(fig, out)
     plt.close(fig)
     return out
