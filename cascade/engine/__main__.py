@@ -86,25 +86,28 @@ def _cmd_memory(args: argparse.Namespace) -> int:
     return 0 if plan.fits else EXIT_DOES_NOT_FIT
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cascade.engine")
+def _main(argv: list[str]) -> int:
+    from cascade.config.cli import parse_with_overrides
+
+    parser = argparse.ArgumentParser(prog="python -m cascade.engine",
+                                     epilog="key=value overrides may stand anywhere on the line")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("params", help="print total_params=<int> for a stage config's model")
     p.add_argument("config", help="stage YAML")
-    p.add_argument("overrides", nargs="*", help="key=value overrides")
     p.set_defaults(func=_cmd_params)
     m = sub.add_parser("memory", help="per-GPU memory plan of a stage's layout; last line fits=true|false")
     m.add_argument("config", help="stage YAML")
     m.add_argument("--gpu-memory-gib", type=float, default=80.0, help="memory per GPU (default 80: H100)")
-    m.add_argument("overrides", nargs="*", help="key=value overrides")
     m.set_defaults(func=_cmd_memory)
-    args, extra = parser.parse_known_args(argv)
-    # `memory CFG --gpu-memory-gib 40 k=v`: overrides after the option arrive as extras
-    if extra and args.cmd == "memory" and not any(e.startswith("-") for e in extra):
-        args.overrides = [*args.overrides, *extra]
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = parse_with_overrides(parser, argv)
     return args.func(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The shared CLI rules: overrides in any position, a user mistake is one line (exit 2)."""
+    from cascade.config.cli import run_cli
+
+    return run_cli(_main, argv, prog="python -m cascade.engine")
 
 
 if __name__ == "__main__":
