@@ -19,8 +19,17 @@ from cascade.engine.cpu_kernels import (
     ssd_chunk_scan,
 )
 
-torch.set_default_dtype(torch.float64)
 TOL = dict(rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(autouse=True)
+def float64_default():
+    """The comparisons run in float64; the default goes back afterwards (a module-level switch
+    leaked float64 into every later test of the same process)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def naive_scan(x, dt, A, B, C, D=None, z=None, init=None):

@@ -26,7 +26,7 @@ import megatron.core.extensions.transformer_engine as mte
 import megatron.core.fp8_utils as mfp8
 import torch
 
-spec = layer_spec(types.SimpleNamespace(qk_layernorm=True))
+spec = layer_spec(types.SimpleNamespace(qk_layernorm=True, family=None))  # a dense model
 qkv = spec.submodules.self_attention.submodules.linear_qkv
 available, reason = te_status.te_status()
 
