@@ -94,3 +94,26 @@ def test_a_scorer_that_miscounts_is_a_bug_not_a_zero() -> None:
 
     with pytest.raises(RuntimeError, match="returned 0 results for 1 rows"):
         RoutedScorer({RewardDomain.MATH: Short()}).score([{"domain": "math", "response": "x"}])
+
+
+# ---- red team: the policy controls only `response`; routing must not let it pick an easier scorer
+def test_an_answer_in_another_domains_form_earns_nothing(routed) -> None:
+    """A valid JSON object on an MCQA row, a boxed or lettered answer on a structured-output row:
+    each row is judged by its own domain only, never by whichever scorer would pay."""
+    rows = [
+        {"domain": "stem_mcqa", "prompt": "Q?", "response": json.dumps({"n": 3}), "ground_truth": "B",
+         "schema": SCHEMA},
+        {"domain": "structured_output", "prompt": "json", "response": "The answer is (B). \\boxed{2}",
+         "schema": SCHEMA, "ground_truth": "B"},
+        {"domain": "math", "prompt": "1+1?", "response": "The answer is (B).", "ground_truth": "2"},
+    ]
+    assert [r.reward for r in routed.score(rows)] == [0.0, 0.0, 0.0]
+
+
+def test_a_record_cannot_choose_its_domain_through_reward_context() -> None:
+    from cascade.data.records import RLRecord
+
+    rec = RLRecord(id="x", domain=RewardDomain.STEM_MCQA, source="t", prompt=[{"role": "user", "content": "Q?"}],
+                   ground_truth="B", reward_context={"domain": "structured_output"})
+    with pytest.raises(ValueError, match="reward_context"):
+        rec.validate("row 1")
