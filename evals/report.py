@@ -19,6 +19,8 @@ from pathlib import Path
 from cascade.config.cli import DEBUG_FLAG, run_cli
 from cascade.config.errors import UserError
 from cascade.fileio import atomic_write_text
+from cascade.runtime.stage_timing import COLUMNS, TIMING_FILE
+from cascade.runtime.stage_timing import summarize as summarize_timing
 from evals.benchmarks import benchmark_names
 from evals.paper import MODEL_BY_CASCADE, PaperNumbers, load_numbers, paper_numbers_for
 from evals.runner import RESULTS_SCHEMA, results_path
@@ -129,6 +131,33 @@ def build_table(stages: list[StageColumn], paper: PaperNumbers | None) -> dict:
             "missing": [s.label for s in stages if not s.results], "rows": rows, "training": training}
 
 
+def stage_times(run_dir: Path, stages: list[StageColumn]) -> dict[str, dict[str, float]]:
+    """Seconds per phase column of every timed stage dir (side stages too), in the order they ran."""
+    dirs = {s.dir.resolve(): s.label for s in stages}
+    found = [(p.parent, summarize_timing(p)) for p in run_dir.glob(f"*/{TIMING_FILE}")]
+    found += [(d, summarize_timing(d / TIMING_FILE)) for d in dirs if d.parent != run_dir]
+    rows = [(d, t) for d, t in found if t]
+    rows.sort(key=lambda r: (r[0] / TIMING_FILE).stat().st_mtime)
+    return {dirs.get(d.resolve(), d.name): t for d, t in rows}
+
+
+def _mmss(seconds: float) -> str:
+    return f"{int(seconds // 60)}m{int(round(seconds % 60)):02d}s"
+
+
+def render_times(times: dict[str, dict[str, float]]) -> list[str]:
+    cols = [*COLUMNS, "other", "total"]
+    lines = ["", f"Where each stage's time went (from its {TIMING_FILE}; start-up = interpreter, imports, model "
+             "and engine set-up, weight loading; other = exit and what no phase timed):", "",
+             "| stage | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for label, t in times.items():
+        retried = f" ({int(t['attempts'])} attempts)" if t["attempts"] > 1 else ""
+        lines.append(f"| {label}{retried} | " + " | ".join(_mmss(t[c]) for c in cols) + " |")
+    if len(times) > 1:
+        lines.append("| **all** | " + " | ".join(_mmss(sum(t[c] for t in times.values())) for c in cols) + " |")
+    return lines
+
+
 def render_markdown(run_dir: Path, table: dict, paper: PaperNumbers | None, plots: dict[str, Path | None]) -> str:
     lines = [f"# Evaluation report: {run_dir.name}", ""]
     lines.append("Stages in cascade order; scores in percent, headline metric (avg@k = pass@1 averaged over k "
@@ -152,6 +181,8 @@ def render_markdown(run_dir: Path, table: dict, paper: PaperNumbers | None, plot
                   "| stage | metric | start | end | steps |", "|---|---|---|---|---|"]
         for label, t in table["training"].items():
             lines.append(f"| {label} | {t['key']} | {t['first']:.3g} | {t['last']:.3g} | {t['steps']} |")
+    if table.get("times"):
+        lines += render_times(table["times"])
     for title, path in plots.items():
         if path is not None:
             lines += ["", f"![{title}]({path.name})"]
@@ -175,7 +206,7 @@ def make_report(run_dir: str | Path, cascade: str | None = None, paper_model: st
     if paper_model == "auto":
         paper_model = MODEL_BY_CASCADE.get(cascade_name or "", "none")
     paper = None if paper_model == "none" else paper_numbers_for(paper_model, [s.name for s in stages])
-    table = build_table(stages, paper)
+    table = {**build_table(stages, paper), "times": stage_times(run_dir, stages)}
     out = Path(out_dir) if out_dir else run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     made: dict[str, Path | None] = {}

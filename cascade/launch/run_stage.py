@@ -30,6 +30,7 @@ from cascade.launch.registry import RecipeMissing, StageRun, load_eval_hook, loa
 from cascade.launch.shape import shape_from_config
 from cascade.runtime import preemption
 from cascade.runtime.stage_dirs import StageDirs
+from cascade.runtime.stage_timing import CLOCK, process_age_s, write_attempt
 from cascade.stages import REPO_ROOT, CascadePlan, ResolvedStage
 
 EXIT_CANNOT_START = 2  # config error, missing input, missing recipe: resubmitting will not help
@@ -164,6 +165,16 @@ def run_stage(cascade: str | Path, stage_name: str, overrides: list[str]) -> int
         return EXIT_CANNOT_START
 
     preemption.install()
+    CLOCK.add("startup", process_age_s())  # interpreter, imports, config and recipe loading
+    try:
+        return _train_and_eval(plan, stage, config, overrides, dirs, env, log, recipe, eval_name, eval_fn)
+    finally:
+        if env.is_main and dirs.root.is_dir():  # where this attempt's time went (evals.report shows it)
+            write_attempt(dirs.root, process_age_s())
+
+
+def _train_and_eval(plan: CascadePlan, stage: ResolvedStage, config: Any, overrides: list[str], dirs: StageDirs,
+                    env: DistEnv, log: _Log, recipe: Any, eval_name: str, eval_fn: Any) -> int:
     resume = dirs.latest_step()
     ctx = StageRun(plan=plan, stage=stage, config=config, overrides=tuple(overrides), dirs=dirs,
                    resume_step=resume, rank=env.rank, local_rank=env.local_rank, world_size=env.world_size)
@@ -195,7 +206,8 @@ def run_stage(cascade: str | Path, stage_name: str, overrides: list[str]) -> int
         log(f"no eval hook: {eval_name}")
     else:
         log(f"evaluating the finished checkpoint with {eval_name}")
-        rc, _ = _run_hook(f"eval hook {eval_name}", eval_fn, ctx, log)
+        with CLOCK.phase("eval"):
+            rc, _ = _run_hook(f"eval hook {eval_name}", eval_fn, ctx, log)
         if rc == preemption.REQUEUE_EXIT_CODE:
             return _preempted(log, "eval", dirs)
         eval_status = "ok" if rc == 0 else f"failed (exit {rc})"

@@ -27,6 +27,7 @@ from cascade.runtime import preemption
 from cascade.runtime.manifest import StageManifest, config_hash, write_config
 from cascade.runtime.metrics_logger import METRICS_FILE, MetricsLogger, check_sinks_available, read_metrics
 from cascade.runtime.stage_dirs import StageDirs
+from cascade.runtime.stage_timing import CLOCK
 
 
 class DataChangedError(RuntimeError):
@@ -159,7 +160,8 @@ def run_training_stage(job: StageJob, hooks: StageHooks,
     if check is not None:
         check(cfg)
     preemption.install()  # idempotent; run-stage installed it already, before the recipe loaded
-    layout = init_distributed(cfg.parallel, seed=cfg.train.seed, model=cfg.model)
+    with CLOCK.phase("setup"):
+        layout = init_distributed(cfg.parallel, seed=cfg.train.seed, model=cfg.model)
     try:
         return _run(job, hooks, layout)
     finally:
@@ -181,9 +183,11 @@ def _run(job: StageJob, hooks: StageHooks, layout: Any) -> int:  # noqa: PLR0915
         out.mkdir(parents=True, exist_ok=True)
         write_config(out, cfg)
     ctx = StageContext(job, layout, init, dirs, latest_checkpoint(dirs.checkpoints) is not None, say)
-    total = hooks.setup(ctx)
+    with CLOCK.phase("setup"):
+        total = hooks.setup(ctx)
     ckpt = Checkpointer.from_config(dirs.checkpoints, hooks.model, hooks.optimizer, hooks.scheduler, cfg.checkpoint)
-    loaded = ckpt.load_latest() if ctx.resuming else None
+    with CLOCK.phase("load"):
+        loaded = ckpt.load_latest() if ctx.resuming else None
     data_state = hooks.data_state()
     if loaded is not None:
         say(f"RESUMING from step {loaded.step} ({loaded.path}); optimizer restored: "
@@ -193,8 +197,10 @@ def _run(job: StageJob, hooks: StageHooks, layout: Any) -> int:  # noqa: PLR0915
         _hook(hooks, "restore")(loaded.extra_state.get("position", {}))
     else:
         say(f"FRESH START from {init.format} weights at {init.path} (init_from {init.given})")
-        hooks.load_fresh(ctx)
-    _hook(hooks, "ready")(ctx)
+        with CLOCK.phase("load"):
+            hooks.load_fresh(ctx)
+    with CLOCK.phase("ready"):
+        _hook(hooks, "ready")(ctx)
     say(hooks.describe())
     start = loaded.step if loaded else 0
     logger = MetricsLogger(out, cfg.logging, total_steps=total, resume_step=loaded.step if loaded else None,
@@ -207,17 +213,20 @@ def _run(job: StageJob, hooks: StageHooks, layout: Any) -> int:  # noqa: PLR0915
         layout=_layout_json(layout), extra={**hooks.manifest_extra(), "overrides": list(job.overrides)})
     with logger:
         if start == 0:
-            first = _hook(hooks, "evaluate_at_start")()
+            with CLOCK.phase("start_eval"):
+                first = _hook(hooks, "evaluate_at_start")()
             if first:
                 logger.log(0, first)
         for step in range(start + 1, total + 1):
             last = step == total
-            record = hooks.step(step, last)
+            with CLOCK.phase("steps"):
+                record = hooks.step(step, last)
             logger.log(step, record, step_seconds=record.get("step_time_s", record.get("time/step")))
             stop = preemption.should_stop()
             if stop or last or ckpt.should_save(step):
-                path = ckpt.save(step, {"data": data_state, "position": _hook(hooks, "position")(),
-                                        "config_hash": chash})
+                with CLOCK.phase("checkpoint"):
+                    path = ckpt.save(step, {"data": data_state, "position": _hook(hooks, "position")(),
+                                            "config_hash": chash})
                 manifest.steps_done, manifest.final_checkpoint = step, str(path)
             if stop and not last:
                 manifest.status = "preempted"
@@ -225,9 +234,11 @@ def _run(job: StageJob, hooks: StageHooks, layout: Any) -> int:  # noqa: PLR0915
                     manifest.write(out)
                 logger.info(f"stop requested: saved step {step}; exiting {preemption.REQUEUE_EXIT_CODE} to requeue")
                 return preemption.REQUEUE_EXIT_CODE
-        manifest.extra.update(_hook(hooks, "finish")(ctx, total))
+        with CLOCK.phase("finish"):
+            manifest.extra.update(_hook(hooks, "finish")(ctx, total))
         if cfg.checkpoint.export_hf:
-            hooks.export(dirs.hf)
+            with CLOCK.phase("export"):
+                hooks.export(dirs.hf)
             manifest.hf_export = str(dirs.hf)
             logger.info(f"HF export: {dirs.hf}")
         manifest.status = "complete"

@@ -172,6 +172,23 @@ def test_report_has_a_row_per_benchmark_and_a_column_per_stage(toy_run: dict) ->
     assert (out / "benchmarks.png").is_file() and (out / "rl_curves.png").is_file()
 
 
+def test_each_stage_records_where_its_time_went(toy_run: dict) -> None:
+    plan = toy_run["plan"]
+    for stage in plan.stages:
+        attempts = json.loads((stage.output_dir / "timing.json").read_text())["attempts"]
+        phases = attempts[-1]["phases"]
+        assert phases["startup"] > 0 and phases["steps"] > 0 and phases["checkpoint"] > 0, (stage.name, phases)
+        assert sum(phases.values()) <= attempts[-1]["total_s"] + 1.0, (stage.name, attempts[-1])
+        if not stage.side:
+            assert phases["eval"] > 0, stage.name
+    md = (plan.run_dir / "report" / "report.md").read_text()
+    times = md[md.index("Where each stage's time went"):]
+    assert "| stage | start-up | training | checkpoint/export | evals | other | total |" in times
+    for i, name in enumerate(CHAIN, start=1):
+        assert f"| {i:02d} {name} " in times
+    assert "| reward_model" in times or "| side_reward_model" in times
+
+
 def test_running_the_command_again_skips_every_finished_stage(toy_run: dict) -> None:
     again = toy_run["again"]
     assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
