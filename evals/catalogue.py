@@ -75,6 +75,10 @@ _SETS = (
     EvalSet("ifeval", download="ifeval"),
     EvalSet("ifbench", _rows(lambda o: o.ifbench(), "key", lambda r: r["prompt"])),
     EvalSet("swe_bench_verified", download="swe_bench_verified", aliases=("swebench_verified",)),
+    *(EvalSet(f"lcb_pro_{q}_{d}", download="lcb_pro", note="LiveCodeBench Pro: one local file, all quarters")
+      for q in ("25q1", "25q2") for d in ("easy", "med")),
+    EvalSet("bfcl_v3", download="bfcl",
+            note="BFCL V3 non-live AST categories (simple, multiple, parallel, parallel_multiple)"),
 )
 CATALOGUE: dict[str, EvalSet] = {s.name: s for s in _SETS}
 ALIASES: dict[str, str] = {a: s.name for s in _SETS for a in s.aliases}

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from cascade.config.errors import UserError
+
 ENV_VAR = "CASCADE_EVAL_DATA"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,11 +60,28 @@ DOWNLOADS = {
         "open('$CASCADE_EVAL_DATA/aime25/aime25.jsonl','w').writelines(json.dumps({'id':f'AIME2025-{i}',"
         "'problem':r['question'],'answer':str(r['answer'])})+'\\n' for i,r in enumerate(rows))\"",
     ),
+    "lcb_pro": Download(
+        "lcb_pro", "LiveCodeBench Pro problems WITH tests (the public release may have statements only): "
+        "*.jsonl / *.parquet, one row per problem: id, quarter (25q1|25q2), difficulty (easy|medium|hard), "
+        "problem_statement, time_limit_s, memory_limit_mb, tests [{input, output}]",
+        "mkdir -p $CASCADE_EVAL_DATA/lcb_pro  # then write problems.jsonl in the layout above from a copy that has "
+        "the tests (no public download of the tests is known to us; see evals/README.md)",
+    ),
+    "bfcl": Download(
+        "bfcl", "BFCL V3 question files (BFCL_v3_{simple,multiple,parallel,parallel_multiple}.json) and "
+        "possible_answer/ (the same names)",
+        "hf download gorilla-llm/Berkeley-Function-Calling-Leaderboard --repo-type dataset "
+        "--local-dir $CASCADE_EVAL_DATA/bfcl",
+    ),
 }
 
 
 class EvalDataMissing(FileNotFoundError):
     """A benchmark's local files are absent; the message says how to download them once."""
+
+
+class EvalDataError(UserError, ValueError):
+    """A downloaded file is malformed: one line naming the file and row (a CLI prints it, exit 2)."""
 
 
 def eval_data_dir() -> Path:

@@ -17,6 +17,8 @@ _BUILTIN_MODULES = (
     "evals.benchmarks.instruction",
     "evals.benchmarks.arena",
     "evals.benchmarks.swe",
+    "evals.benchmarks.lcb_pro",
+    "evals.benchmarks.bfcl",
 )
 _loaded = False
 
