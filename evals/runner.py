@@ -15,7 +15,7 @@ import random
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -104,35 +104,82 @@ def _fingerprint(rb: ResolvedBenchmark, suite: SuiteConfig, model_fp: str) -> st
     return sha(json.dumps(proto, sort_keys=True))[:12]
 
 
-def _generate_missing(rb, suite, items, prompts, cache, pool, progress, stop_check) -> tuple[int, int]:
-    rows = [(i, j) for i, it in enumerate(items) for j in range(rb.k)
-            if cache.generation((it.id, j), sha(prompts[i])) is None]
-    total = len(items) * rb.k
-    bar = tqdm(total=total, initial=total - len(rows), desc=f"{rb.name}: generate", unit="sample",
-               disable=not progress, dynamic_ncols=True)
-    s = rb.sampling
+@dataclass
+class _Prepared:
+    """One benchmark between planning and summary: its items, prompts, cache and what is missing."""
+
+    rb: ResolvedBenchmark
+    items: list
+    total_items: int
+    prompts: list[str]
+    cache: EvalCache
+    missing: list[tuple[int, int]]  # (item index, sample index) not in the cache
+    gen_seconds: float = 0.0
+
+
+def _prepare(rb: ResolvedBenchmark, suite: SuiteConfig, eval_dir: Path, model_fp: str,
+             scorers: dict[str, EvalScorer]) -> _Prepared | dict:
+    """Items, prompts and cache of one benchmark; `{"skipped": why}` when it cannot run here.
+    Benchmarks that share a scorer share one instance (one verifier pool per eval)."""
     try:
-        for start in range(0, len(rows), suite.cache_every):
-            if stop_check():
-                raise EvalInterrupted(f"stop requested during {rb.name}; {start}/{len(rows)} new samples cached")
-            chunk = rows[start : start + suite.cache_every]
-            params = [SamplingParams(n=1, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
-                                     max_new_tokens=s.max_new_tokens, seed=derive_seed(suite.seed, rb.name, items[i].id, j))
-                      for i, j in chunk]
-            outs = pool.get(rb).generate([prompts[i] for i, _ in chunk], params)
-            cache.append(
-                {"kind": "gen", "item": items[i].id, "sample": j, "prompt_sha": sha(prompts[i]),
-                 "text": o.samples[0].text, "finish_reason": o.samples[0].finish_reason,
-                 "num_tokens": len(o.samples[0].token_ids)}
-                for (i, j), o in zip(chunk, outs)
-            )
-            bar.update(len(chunk))
+        items, total_items = select_items(rb, suite.seed)
+        if rb.spec.scorer not in scorers:
+            scorers[rb.spec.scorer] = build_scorer(rb.spec.scorer, ScoringContext(suite.scoring, eval_dir / "work"))
+    except (EvalDataMissing, OfflineAssetMissing, ScorerUnavailable) as e:
+        return {"title": rb.spec.title, "skipped": str(e)}
+    prompts = [render_generation_prompt(it.messages, variant=suite.template, mode=rb.mode) for it in items]
+    cache = EvalCache(eval_dir / "cache" / f"{rb.name}.{_fingerprint(rb, suite, model_fp)}.jsonl")
+    missing = [(i, j) for i, it in enumerate(items) for j in range(rb.k)
+               if cache.generation((it.id, j), sha(prompts[i])) is None]
+    return _Prepared(rb, items, total_items, prompts, cache, missing)
+
+
+def _generate_missing(preps: list[_Prepared], suite: SuiteConfig, pool: GeneratorPool, progress: bool,
+                      stop_check: Callable[[], bool]) -> None:
+    """Generate every benchmark's missing samples, benchmarks that share an engine configuration
+    batched together (a handful of prompts per benchmark would leave the engine's batch nearly
+    empty), `cache_every` rows per engine call, each chunk appended to its benchmarks' caches."""
+    groups: list[tuple[GeneratorConfig, list[tuple[_Prepared, int, int]]]] = []
+    for p in preps:
+        cfg = pool.config_for(p.rb)
+        rows = next((r for c, r in groups if c == cfg), None)
+        if rows is None:
+            groups.append((cfg, rows := []))
+        rows.extend((p, i, j) for i, j in p.missing)
+    total = sum(len(p.items) * p.rb.k for p in preps)
+    todo = sum(len(rows) for _, rows in groups)
+    bar = tqdm(total=total, initial=total - todo, desc="generate", unit="sample", disable=not progress,
+               dynamic_ncols=True)
+    try:
+        for _, rows in groups:
+            for start in range(0, len(rows), suite.cache_every):
+                chunk = rows[start : start + suite.cache_every]
+                if stop_check():
+                    raise EvalInterrupted(f"stop requested during {chunk[0][0].rb.name}; new samples so far are cached")
+                params = []
+                for p, i, j in chunk:
+                    s = p.rb.sampling
+                    params.append(SamplingParams(n=1, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
+                                                 max_new_tokens=s.max_new_tokens,
+                                                 seed=derive_seed(suite.seed, p.rb.name, p.items[i].id, j)))
+                t0 = time.time()
+                outs = pool.get(chunk[0][0].rb).generate([p.prompts[i] for p, i, _ in chunk], params)
+                share = (time.time() - t0) / len(chunk)
+                for p in {id(p): p for p, _, _ in chunk}.values():
+                    mine = [(i, j, o) for (q, i, j), o in zip(chunk, outs) if q is p]
+                    p.gen_seconds += share * len(mine)
+                    p.cache.append(
+                        {"kind": "gen", "item": p.items[i].id, "sample": j, "prompt_sha": sha(p.prompts[i]),
+                         "text": o.samples[0].text, "finish_reason": o.samples[0].finish_reason,
+                         "num_tokens": len(o.samples[0].token_ids)}
+                        for i, j, o in mine)
+                bar.update(len(chunk))
     finally:
         bar.close()
-    return len(rows), total - len(rows)
 
 
-def _score_missing(rb, items, cache, scorer: EvalScorer, chunk_size: int, progress) -> tuple[int, int]:
+def _score_missing(p: _Prepared, scorer: EvalScorer, chunk_size: int, progress: bool) -> int:
+    rb, items, cache = p.rb, p.items, p.cache
     todo = []
     for it in items:
         for j in range(rb.k):
@@ -152,26 +199,15 @@ def _score_missing(rb, items, cache, scorer: EvalScorer, chunk_size: int, progre
             bar.update(len(chunk))
     finally:
         bar.close()
-    return len(todo), total - len(todo)
+    return len(todo)
 
 
-def run_benchmark(rb: ResolvedBenchmark, suite: SuiteConfig, pool: GeneratorPool, eval_dir: Path,
-                  model_fp: str, progress: bool = True, stop_check: Callable[[], bool] = lambda: False) -> dict:
-    """Generate, score and summarize one benchmark; `{"skipped": why}` when it cannot run here."""
-    t0 = time.time()
-    try:
-        items, total_items = select_items(rb, suite.seed)
-        scorer = build_scorer(rb.spec.scorer, ScoringContext(suite.scoring, eval_dir / "work"))
-    except (EvalDataMissing, OfflineAssetMissing, ScorerUnavailable) as e:
-        return {"title": rb.spec.title, "skipped": str(e)}
-    try:
-        prompts = [render_generation_prompt(it.messages, variant=suite.template, mode=rb.mode) for it in items]
-        cache = EvalCache(eval_dir / "cache" / f"{rb.name}.{_fingerprint(rb, suite, model_fp)}.jsonl")
-        generated, reused = _generate_missing(rb, suite, items, prompts, cache, pool, progress, stop_check)
-        t1 = time.time()
-        scored, score_reused = _score_missing(rb, items, cache, scorer, max(16, suite.cache_every), progress)
-    finally:
-        scorer.close()
+def _summarize(p: _Prepared, suite: SuiteConfig, eval_dir: Path, scorer: EvalScorer, progress: bool) -> dict:
+    """Score what the cache lacks, then the benchmark's results entry."""
+    rb, items, cache = p.rb, p.items, p.cache
+    t1 = time.time()
+    scored = _score_missing(p, scorer, max(16, suite.cache_every), progress)
+    n = len(items) * rb.k
     scores = {it.id: [cache.scores[(it.id, j)]["score"] for j in range(rb.k)] for it in items}
     gens = [cache.generations[(it.id, j)] for it in items for j in range(rb.k)]
     errors = sum(1 for it in items for j in range(rb.k) if "error" in (cache.scores[(it.id, j)].get("info") or {}))
@@ -180,13 +216,14 @@ def run_benchmark(rb: ResolvedBenchmark, suite: SuiteConfig, pool: GeneratorPool
     return {
         "title": rb.spec.title, "scorer": rb.spec.scorer, "metric": headline, "k": rb.k, "mode": rb.mode.value,
         "score": metrics[headline], "stderr": metrics.get(f"{headline}_stderr"), "metrics": metrics,
-        "n_items": len(items), "n_items_total": total_items, "limit": rb.limit,
+        "n_items": len(items), "n_items_total": p.total_items, "limit": rb.limit,
         "sampling": asdict(rb.sampling), "rope_scaling": asdict(rb.rope_scaling) if rb.rope_scaling else None,
         "truncated_frac": sum(g["finish_reason"] == "length" for g in gens) / len(gens),
         "mean_response_tokens": sum(g["num_tokens"] for g in gens) / len(gens),
         "score_errors": errors,
-        "generation": {"generated": generated, "cached": reused, "seconds": round(t1 - t0, 1)},
-        "scoring": {"scored": scored, "cached": score_reused, "seconds": round(time.time() - t1, 1)},
+        # seconds: this benchmark's share of the engine calls it was batched into
+        "generation": {"generated": len(p.missing), "cached": n - len(p.missing), "seconds": round(p.gen_seconds, 1)},
+        "scoring": {"scored": scored, "cached": n - scored, "seconds": round(time.time() - t1, 1)},
         "cache": str(cache.path.relative_to(eval_dir)), "paper_row": rb.spec.paper_row, "notes": rb.spec.notes,
     }
 
@@ -224,21 +261,30 @@ def evaluate_stage(stage_dir: str | Path, suite: SuiteConfig, *, model_path: str
            "model": str(model), "model_fingerprint": model_fp, "suite": suite.name,
            "backend": suite.generator.backend, "template": suite.template, "benchmarks": results}
     pool = GeneratorPool(model, suite)
+    scorers: dict[str, EvalScorer] = {}
     try:
+        preps = []
         for rb in resolve(suite, only):
             log(f"[evals] {name}: {rb.name} (k={rb.k}, {rb.mode.value}, max_new_tokens={rb.sampling.max_new_tokens})")
-            res = run_benchmark(rb, suite, pool, eval_dir, model_fp, progress, stop_check)
-            results[rb.name] = res
-            if "skipped" in res:
-                log(f"[evals] {name}: {rb.name} SKIPPED: {res['skipped']}")
+            prep = _prepare(rb, suite, eval_dir, model_fp, scorers)
+            if isinstance(prep, dict):
+                results[rb.name] = prep
+                log(f"[evals] {name}: {rb.name} SKIPPED: {prep['skipped']}")
             else:
-                se = f" ± {res['stderr']:.1f}" if res["stderr"] is not None else ""
-                log(f"[evals] {name}: {rb.name} {res['metric']} = {res['score']:.1f}{se} "
-                    f"({res['generation']['generated']} generated, {res['generation']['cached']} cached)")
+                preps.append(prep)
+        _generate_missing(preps, suite, pool, progress, stop_check)
+        pool.close()  # the engine's memory back before the verifiers run
+        for p in preps:
+            res = results[p.rb.name] = _summarize(p, suite, eval_dir, scorers[p.rb.spec.scorer], progress)
+            se = f" ± {res['stderr']:.1f}" if res["stderr"] is not None else ""
+            log(f"[evals] {name}: {p.rb.name} {res['metric']} = {res['score']:.1f}{se} "
+                f"({res['generation']['generated']} generated, {res['generation']['cached']} cached)")
             doc["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
             _write_json(out_path, doc)
     finally:
         pool.close()
+        for scorer in scorers.values():
+            scorer.close()
     doc["generator_builds"] = pool.builds
     _write_json(out_path, doc)
     return doc

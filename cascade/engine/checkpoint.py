@@ -263,8 +263,11 @@ class Checkpointer:
             self.save(step, extra_state)
         return stop
 
-    def save(self, step: int, extra_state: dict | None = None) -> Path:
-        """Write and commit checkpoint ``step`` (collective: every rank calls it)."""
+    def save(self, step: int, extra_state: dict | None = None, *, weights_only: bool = False) -> Path:
+        """Write and commit checkpoint ``step`` (collective: every rank calls it). ``weights_only``
+        leaves the optimizer state out (a finished stage's last checkpoint: the next stage reads
+        weights only)."""
+        with_opt = self.optimizer is not None and not weights_only
         final = self.root / checkpoint_name(step)
         partial = final.with_name(final.name + PARTIAL)
         rank0 = dist.get_rank() == 0
@@ -274,9 +277,7 @@ class Checkpointer:
             partial.mkdir()
         dist.barrier()
         t0 = time.time()
-        sd = self._sharded_state(
-            optimizer=self.optimizer is not None, rng=capture_rng(), is_loading=False
-        )
+        sd = self._sharded_state(optimizer=with_opt, rng=capture_rng(), is_loading=False)
         if self.scheduler is not None:
             sd["scheduler"] = self.scheduler.state_dict()
         sd["step"] = step
@@ -287,13 +288,13 @@ class Checkpointer:
             raise _explain_save_failure(partial, e) from e
         dist.barrier()
         if rank0:
-            self._commit(partial, final, step, time.time() - t0)
+            self._commit(partial, final, step, time.time() - t0, with_opt)
         dist.barrier()
         return final
 
-    def _commit(self, partial: Path, final: Path, step: int, seconds: float) -> None:
+    def _commit(self, partial: Path, final: Path, step: int, seconds: float, has_optimizer: bool) -> None:
         meta = dict(step=step, layout=_layout(), saved_at=time.time(), save_seconds=seconds,
-                    has_optimizer=self.optimizer is not None)
+                    has_optimizer=has_optimizer)
         _write_atomic(partial / META, json.dumps(meta, indent=2))
         if final.exists():  # re-saving a step (e.g. after resuming from it): replace it
             trash = final.with_name(final.name + ".old")

@@ -195,6 +195,9 @@ def _run(job: StageJob, hooks: StageHooks, layout: Any) -> int:  # noqa: PLR0915
         check_resume(loaded.extra_state, data_state, chash, getattr(cfg.train, "resume_on_changed_data", False),
                      loaded.path, say)
         _hook(hooks, "restore")(loaded.extra_state.get("position", {}))
+        if hooks.optimizer is not None and not loaded.restored_optimizer and loaded.step < total:
+            say(f"WARNING: {loaded.path} holds no optimizer state (a finished stage's last checkpoint, "
+                "checkpoint.final_weights_only): training continues with a fresh optimizer state")
     else:
         say(f"FRESH START from {init.format} weights at {init.path} (init_from {init.given})")
         with CLOCK.phase("load"):
@@ -226,7 +229,8 @@ def _run(job: StageJob, hooks: StageHooks, layout: Any) -> int:  # noqa: PLR0915
             if stop or last or ckpt.should_save(step):
                 with CLOCK.phase("checkpoint"):
                     path = ckpt.save(step, {"data": data_state, "position": _hook(hooks, "position")(),
-                                            "config_hash": chash})
+                                            "config_hash": chash},
+                                     weights_only=last and cfg.checkpoint.final_weights_only)
                 manifest.steps_done, manifest.final_checkpoint = step, str(path)
             if stop and not last:
                 manifest.status = "preempted"

@@ -150,6 +150,8 @@ def test_resume_mid_stage_repeats_the_uninterrupted_steps(policy: Path, tmp_path
     assert [r.returncode for r in first] == [75, 75], first[0].output[-4000:]
     saved = int((cut_dir / "checkpoints" / "latest").read_text().strip().split("_")[1])
     assert 1 <= saved < 4
+    # a preemption save mid-stage is complete (optimizer state included), so the resume is exact
+    assert json.loads((cut_dir / "checkpoints" / f"iter_{saved:07d}" / "cascade_meta.json").read_text())["has_optimizer"]
     shutil.copy(cut_dir / "metrics.jsonl", tmp_path / "metrics_before_resume.jsonl")
 
     resumed_log = _ok(_run(tmp_path, cascade, "cut"))

@@ -258,6 +258,10 @@ class CheckpointConfig:
     keep_last: int = 2
     async_save: bool = False
     export_hf: bool = True  # every stage writes an HF directory for vLLM and evals
+    # The last step's checkpoint holds weights (and scheduler, RNG, data position) but no optimizer
+    # state: the next stage loads weights only, and a 135M-parameter Adam state is twice the
+    # weights. Interval and preemption saves stay complete, so a resume mid-stage is exact.
+    final_weights_only: bool = True
 
 
 @dataclass(frozen=True)
