@@ -59,6 +59,21 @@ class MicroBatch:
         }
         return MicroBatch(**kw, extra={k: v[start:stop] for k, v in self.extra.items()})
 
+    def select(self, index: torch.Tensor) -> "MicroBatch":
+        """The rows in ``index`` order, of every tensor."""
+        kw = {f.name: (getattr(self, f.name)[index] if getattr(self, f.name) is not None else None)
+              for f in fields(self) if f.name != "extra"}
+        return MicroBatch(**kw, extra={k: v[index] for k, v in self.extra.items()})
+
+    def trim(self, length: int) -> "MicroBatch":
+        """The first ``length`` positions of every per-token tensor (``extra`` ones included)."""
+        s = self.seq_length
+        cut = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        cut = {k: (v[:, :length] if isinstance(v, torch.Tensor) and v.dim() >= 2 and v.shape[1] == s else v)
+               for k, v in cut.items()}
+        extra = {k: (v[:, :length] if v.dim() >= 2 and v.shape[1] == s else v) for k, v in self.extra.items()}
+        return MicroBatch(**cut, extra=extra)
+
 
 def causal_lm_batch(tokens: torch.Tensor, loss_mask: torch.Tensor | None = None) -> MicroBatch:
     """A next-token batch from ``[batch, seq+1]`` token rows (inputs = all but last)."""
@@ -77,18 +92,40 @@ def num_microbatches(global_batch_size: int, micro_batch_size: int) -> int:
     return global_batch_size // (micro_batch_size * dp)
 
 
-def split_global_batch(batch: MicroBatch, micro_batch_size: int) -> list[MicroBatch]:
+def split_global_batch(batch: MicroBatch, micro_batch_size: int, *, trim_multiple: int | None = None
+                       ) -> list[MicroBatch]:
     """This data-parallel rank's micro-batches of a global batch every rank holds in full.
 
     Rows are dealt in contiguous blocks per DP rank. With the per-token loss normalisation the
     gradient does not depend on this split, which is what the layout-equivalence tests check.
+
+    ``trim_multiple`` (rows of unequal length, right-padded, without pipeline parallelism): the
+    rank's rows are grouped longest first and each micro-batch is cut after its last loss token,
+    rounded up to the multiple. Exact under causal attention: a position never sees the padding
+    after it, and every consumer reads tokens under the loss mask only.
     """
     n = num_microbatches(batch.batch_size, micro_batch_size)
     start = ps.get_data_parallel_rank() * n * micro_batch_size
-    return [
-        batch.rows(start + i * micro_batch_size, start + (i + 1) * micro_batch_size)
-        for i in range(n)
-    ]
+    if trim_multiple is None or ps.get_pipeline_model_parallel_world_size() > 1:
+        return [
+            batch.rows(start + i * micro_batch_size, start + (i + 1) * micro_batch_size)
+            for i in range(n)
+        ]
+    mine = batch.rows(start, start + n * micro_batch_size)
+    lengths = loss_lengths(mine.loss_mask)
+    mine = mine.select(torch.argsort(lengths, descending=True, stable=True))
+    out = []
+    for i in range(n):
+        mb = mine.rows(i * micro_batch_size, (i + 1) * micro_batch_size)
+        used = int(loss_lengths(mb.loss_mask).max())
+        out.append(mb.trim(min(mb.seq_length, max(1, -(-used // trim_multiple)) * trim_multiple)))
+    return out
+
+
+def loss_lengths(loss_mask: torch.Tensor) -> torch.Tensor:
+    """Per row: one past the last position with a nonzero loss mask (0 for a row without any)."""
+    positions = torch.arange(1, loss_mask.shape[1] + 1, device=loss_mask.device)
+    return ((loss_mask != 0) * positions).amax(dim=1)
 
 
 def attention_inputs(mb: MicroBatch) -> tuple[torch.Tensor | None, PackedSeqParams | None]:

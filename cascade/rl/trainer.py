@@ -204,13 +204,13 @@ class RLHooks:
                      if batches else f"{why}: optimizer step skipped; no sampled token to measure the mismatch on")
         out = {"update/skipped": 1.0}
         for batch in batches:
-            out.update(self._mismatch(split_global_batch(batch, self.cfg.train.micro_batch_size)))
+            out.update(self._mismatch(self._local(batch)))
         if not batches:  # every rollout came back empty (the prompt filled the context): no evidence
             out.update(MismatchStats().as_metrics())
         return out
 
     def _update(self, fill: FillResult[Group]) -> dict[str, float]:
-        cfg, mbs = self.cfg, self.cfg.train.micro_batch_size
+        cfg = self.cfg
         if not fill.groups:
             return self._skipped("no informative group this step")
         adv = group_advantages(fill.rewards, cfg.loss, valid=fill.valid)
@@ -218,7 +218,7 @@ class RLHooks:
         minibatches = [m for m in minibatches if m.loss_mask.sum() > 0]  # same on every rank
         if not minibatches:
             return self._skipped("every rollout of the batch was skipped (overlong)")
-        local = [split_global_batch(m, mbs) for m in minibatches]
+        local = [self._local(m) for m in minibatches]
         flat = [mb for part in local for mb in part]
         # with one minibatch the training forward is the pre-update policy: the mismatch is read from it
         free = cfg.loss.num_minibatches == 1
@@ -236,6 +236,11 @@ class RLHooks:
         out["update/skipped"] = 0.0
         out["update/optimizer_steps"] = float(len(steps))
         return out
+
+    def _local(self, batch: MicroBatch) -> list[MicroBatch]:
+        """This rank's micro-batches, each cut to its longest rollout (rows differ in length)."""
+        return split_global_batch(batch, self.cfg.train.micro_batch_size,
+                                  trim_multiple=setup.sequence_multiple(self.cfg.parallel))
 
     def _mismatch(self, flat: list[MicroBatch]) -> dict[str, float]:
         """Generator vs trainer logprobs of the sampled tokens, before the update (same weights)."""
