@@ -94,6 +94,11 @@ def _normalizer(local: torch.Tensor, seq_counts: torch.Tensor | None) -> torch.T
     return rows.round().to(torch.int)
 
 
+def _scatter(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``[n]`` values of the masked positions back into a zero ``[b, s]`` tensor (differentiable)."""
+    return values.new_zeros(mask.shape).masked_scatter(mask, values)
+
+
 def make_loss_fn(cfg: LossConfig, *, temperature: float, tap: LogitsTap, mismatch: bool = False):
     """The engine ``LossFn`` for one RL step (advantages and optional old/ref logprobs travel in
     ``MicroBatch.extra``). With ``mismatch`` (one minibatch: the forward is the pre-update policy)
@@ -103,23 +108,25 @@ def make_loss_fn(cfg: LossConfig, *, temperature: float, tap: LogitsTap, mismatc
 
     def loss_fn(logprobs: torch.Tensor, mb: MicroBatch) -> LossOutput:
         logits = tap.pop().transpose(0, 1)  # [b, s, V/TP], this CP rank's slice like `logprobs`
-        raw = logits
-        if temperature != 1.0:
-            logits = logits / temperature
+        m = mb.loss_mask.bool()
+        # Entropy and mismatch read loss tokens only (the loss masks everything else): the full
+        # vocabulary is touched for those rows alone, not for the prompts and the padding.
+        raw = logits[m]  # [n, V/TP]
+        picked = raw / temperature if temperature != 1.0 else raw
         if cfg.entropy_coef > 0:
-            entropy = vocab_parallel_entropy(logits)
+            entropy = _scatter(vocab_parallel_entropy(picked), m)
         else:  # metric only: no graph through the full distribution
             with torch.no_grad():
-                entropy = vocab_parallel_entropy(logits.detach())
+                entropy = _scatter(vocab_parallel_entropy(picked.detach()), m)
         counts = mb.extra[SEQ_TOKENS] if cfg.aggregation == "sequence" else None
         out = policy_loss(logprobs, mb.extra[ADVANTAGES], mb.loss_mask, cfg,
                           old_logprobs=mb.extra.get(OLD_LOGPROBS), ref_logprobs=mb.extra.get(REF_LOGPROBS),
                           entropy=entropy, seq_token_counts=counts)
         metrics = dict(out.metrics)
         if mismatch:
-            with torch.no_grad():  # a contiguous copy: Megatron's cross entropy works in place
-                at_t1 = logprobs if temperature == 1.0 else token_logprobs(
-                    raw.detach().clone(memory_format=torch.contiguous_format), mb.labels)
+            with torch.no_grad():  # a copy: Megatron's cross entropy works in place
+                at_t1 = logprobs if temperature == 1.0 else _scatter(
+                    token_logprobs(raw.detach().clone()[None], mb.labels[m][None])[0], m)
             metrics.update(mismatch_metrics(at_t1, mb.extra[GEN_LOGPROBS], mb.loss_mask))
         return out.loss_sum, _normalizer(out.normalizer, counts), metrics
 

@@ -255,6 +255,66 @@ def test_vocab_parallel_entropy_matches_full_vocabulary(tmp_path: Path) -> None:
         assert json.loads(line[len("RESULT "):]) == {"value": True, "grad": True}
 
 
+LOSS_TOKENS_WORKER = r"""
+import json, torch
+from cascade.config.schema.common import ParallelConfig
+from cascade.config.schema.rl import LossConfig
+from cascade.engine import init_distributed, destroy_distributed, token_logprobs
+from cascade.engine.batch import MicroBatch
+from cascade.rl import policy_loss
+from cascade.rl.batch import ADVANTAGES, GEN_LOGPROBS
+from cascade.rl.loss_fn import make_loss_fn, mismatch_metrics, vocab_parallel_entropy
+from megatron.core import parallel_state as ps
+init_distributed(ParallelConfig(tensor=2), seed=0)
+rank, half, temp = ps.get_tensor_model_parallel_rank(), 32, 0.7
+g = torch.Generator().manual_seed(0)
+full = 3 * torch.randn(5, 2, 64, generator=g)  # [s, b, V] as the output layer returns it
+labels = torch.randint(0, 64, (2, 5), generator=g)
+mask = torch.tensor([[0, 0, 1, 1, 0], [0, 1, 1, 1, 1]], dtype=torch.float)
+mb = MicroBatch(tokens=labels, labels=labels, loss_mask=mask,
+                extra={ADVANTAGES: torch.randn(2, 5, generator=g), GEN_LOGPROBS: -torch.rand(2, 5, generator=g)})
+out = {}
+for coef in (0.0, 0.01):
+    cfg = LossConfig(entropy_coef=coef)
+    sides = {}
+    for side in ("ours", "all_positions"):
+        shard = full[..., rank * half:(rank + 1) * half].clone().requires_grad_(True)
+        logits = shard.transpose(0, 1)
+        lp = token_logprobs(logits.contiguous(), labels, temp)
+        if side == "ours":
+            tap = type("Tap", (), {"pop": lambda self, s=shard: s})()
+            loss, _, metrics = make_loss_fn(cfg, temperature=temp, tap=tap, mismatch=True)(lp, mb)
+        else:  # the reference: entropy and T=1 logprobs at every position, the loss masks them
+            ent = vocab_parallel_entropy(logits / temp)
+            res = policy_loss(lp, mb.extra[ADVANTAGES], mask, cfg, entropy=ent)
+            loss, metrics = res.loss_sum, dict(res.metrics)
+            with torch.no_grad():
+                metrics.update(mismatch_metrics(token_logprobs(logits.detach().contiguous().clone(), labels), mb.extra[GEN_LOGPROBS], mask))
+        loss.backward()
+        sides[side] = (loss.detach(), {k: v.detach() for k, v in metrics.items()}, shard.grad)
+    (l1, m1, g1), (l2, m2, g2) = sides["ours"], sides["all_positions"]
+    out[str(coef)] = {"loss": bool(torch.allclose(l1, l2, atol=1e-6)), "grad": bool(torch.allclose(g1, g2, atol=1e-6)),
+                      "metrics": sorted(k for k in m2 if not torch.allclose(m1[k].double(), m2[k].double(), atol=1e-6)),
+                      "same_keys": sorted(m1) == sorted(m2)}
+print("RESULT", json.dumps(out), flush=True)
+destroy_distributed()
+"""
+
+
+def test_entropy_and_mismatch_on_loss_tokens_equal_every_position(tmp_path: Path) -> None:
+    """The RL loss reads entropy and the T=1 mismatch logprobs on loss tokens only: the same loss,
+    gradient and metrics as computing them at every position, over two vocab-parallel ranks."""
+    from cascade.engine.launch import run_local
+    from test_rl_support import REPO, job_env
+
+    results = run_local(2, ["-c", LOSS_TOKENS_WORKER], timeout=600, log_dir=tmp_path, env=job_env(), cwd=REPO)
+    for r in results:
+        assert r.returncode == 0, r.output[-3000:]
+        line = [x for x in r.output.splitlines() if x.startswith("RESULT ")][-1]
+        same = {"loss": True, "grad": True, "metrics": [], "same_keys": True}
+        assert json.loads(line[len("RESULT "):]) == {"0.0": same, "0.01": same}
+
+
 # ----------------------------------------------------------------------------- overlong rule per stage
 def _collector(overlong_filtering: bool, records: list) -> Any:
     from cascade.config.schema.common import ModelConfig, ModelFamily
