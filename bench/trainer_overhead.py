@@ -176,7 +176,7 @@ def worker(args: argparse.Namespace) -> None:
     rl, fill = _rl_hooks(cfg, model, opt, sched, shape)
     mbs = shape["micro_batch"]
     rl_batch = rl._minibatches(fill.groups, torch.zeros(len(fill.groups), shape["per_group"]), 1)[0]
-    rl_micro = split_global_batch(rl_batch, mbs)
+    rl_micro = rl._local(rl_batch)  # the update's own micro-batches (each cut to its longest rollout)
     step_counter = iter(range(10**9))
     run = {"sft": lambda: sft.step(next(step_counter), False),
            "bare_sft": lambda: _bare_step(model, opt, sched, split_global_batch(sft.batches.batch(0), mbs)),
