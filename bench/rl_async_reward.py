@@ -42,7 +42,7 @@ from bench.rewards_throughput import machine
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
-DEFAULT_OVERRIDES = ("rollout.mode=instruct",)
+DEFAULT_OVERRIDES = ("rollout.mode=instruct", "rollout.stream_chunk_groups=2")  # 2 chunks: something to overlap
 KEYS = ("reward_exposed_s", "reward_busy_s", "generation_s", "rollout_s")
 
 
