@@ -119,8 +119,14 @@ def build_reward_model(cfg: Any, init: Any | None) -> list[MegatronModule]:
             for i, c in enumerate(chunks)]
 
 
-def micro_batches(rows: PairRows, micro_batch_size: int) -> list[MicroBatch]:
-    """Micro-batches of ``micro_batch_size`` whole pairs (``2 * micro_batch_size`` rows)."""
+def micro_batches(rows: PairRows, micro_batch_size: int, trim_multiple: int | None = None) -> list[MicroBatch]:
+    """Micro-batches of ``micro_batch_size`` whole pairs (``2 * micro_batch_size`` rows).
+
+    ``trim_multiple`` (no pipeline parallelism): pairs are grouped longest first and each
+    micro-batch is cut after its longest row, rounded up to the multiple, instead of every row
+    carrying the step's longest conversation as padding. Exact: a reward is read at its row's last
+    token and causal attention never sees the padding after it; the pair loss is a sum over pairs.
+    """
     per = 2 * micro_batch_size
     n = int(rows.tokens.shape[0])
     if n % per:
@@ -129,7 +135,17 @@ def micro_batches(rows: PairRows, micro_batch_size: int) -> list[MicroBatch]:
     mask = (torch.arange(s)[None, :] <= rows.last[:, None]).float()
     full = MicroBatch(tokens=rows.tokens, labels=rows.tokens, loss_mask=mask,
                       extra={"last": rows.last, "weight": rows.weight, "pair": rows.pair_index})
-    return [full.rows(i, i + per) for i in range(0, n, per)]
+    if trim_multiple is None or ps.get_pipeline_model_parallel_world_size() > 1:
+        return [full.rows(i, i + per) for i in range(0, n, per)]
+    pair_len = rows.last.view(-1, 2).amax(dim=1) + 1
+    order = torch.argsort(pair_len, descending=True, stable=True)
+    full = full.select(torch.stack([2 * order, 2 * order + 1], dim=1).reshape(-1))  # pairs stay (chosen, rejected)
+    out = []
+    for i in range(0, n, per):
+        mb = full.rows(i, i + per)
+        used = int(mb.extra["last"].max()) + 1
+        out.append(mb.trim(min(s, -(-used // trim_multiple) * trim_multiple)))
+    return out
 
 
 def _forward_step(loss_fn: RewardLossFn, data_iterator: Any, model: MegatronModule) -> tuple[torch.Tensor, Any]:

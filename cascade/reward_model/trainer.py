@@ -93,8 +93,8 @@ def evaluate(model: list, held: _Heldout, encoder: Any, micro_batch_size: int,
         mine = rmd.shard(list(zip(idx, weights)), dp, dp_rank)
         rows = encoder.rows(held.pairs, [i for i, _ in mine], [w for _, w in mine])
         n = sum(weights)
-        metrics = rmh.forward_backward_rewards(model, rmh.micro_batches(rows, micro_batch_size), loss_fn,
-                                               forward_only=True)
+        metrics = rmh.forward_backward_rewards(model, rmh.micro_batches(rows, micro_batch_size, encoder.pad_multiple),
+                                               loss_fn, forward_only=True)
         for k, v in metrics.items():  # chunk means -> weighted by the chunk's real pairs
             acc = totals.setdefault(k, [0.0, 0.0])
             acc[0] += v * n
@@ -215,7 +215,8 @@ class RewardModelHooks:
         t0 = time.time()
         rows = self.encoder.rows(self.train_pairs, rmd.shard(self.order.indices(step), self.dp, self.dp_rank))
         metrics = rmh.reward_train_step(self.model, self.optimizer, self.scheduler,
-                                        rmh.micro_batches(rows, t.micro_batch_size), pair_loss)
+                                        rmh.micro_batches(rows, t.micro_batch_size, self.encoder.pad_multiple),
+                                        pair_loss)
         counts = torch.tensor([rows.real_tokens, rows.truncated], dtype=torch.float64, device=self.device)
         dist.all_reduce(counts, group=ps.get_data_parallel_group())
         dt = time.time() - t0
