@@ -35,18 +35,9 @@ def _stage_dirs(run_dir: Path) -> list[Path]:
 
 
 def _steps(stage_dir: Path) -> list[dict[str, float]]:
-    path = stage_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if "time/step" in row:
-            out.append(row)
-    return out
+    from cascade.runtime.metrics_logger import METRICS_FILE, read_metrics
+
+    return [row for row in read_metrics(stage_dir / METRICS_FILE) if "time/step" in row]
 
 
 def step_breakdown(steps: list[dict[str, float]]) -> dict[str, float] | None:
