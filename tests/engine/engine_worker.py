@@ -164,10 +164,10 @@ def scenario_resume() -> dict:
     if crash_at > 0 and dist.get_rank() == 0:
         commit = Checkpointer._commit
 
-        def crash(self, partial, final, step, seconds):  # noqa: ANN001
+        def crash(self, partial, final, step, *rest):  # noqa: ANN001
             if step == crash_at:
                 os.kill(os.getpid(), signal.SIGKILL)
-            return commit(self, partial, final, step, seconds)
+            return commit(self, partial, final, step, *rest)
 
         Checkpointer._commit = crash
     out: dict = {"start": start.step if start else 0, "losses": {}}
