@@ -52,15 +52,10 @@ class MicroBatch:
 
     def rows(self, start: int, stop: int) -> "MicroBatch":
         """Rows ``start:stop`` of every tensor."""
-        kw = {
-            f.name: (getattr(self, f.name)[start:stop] if getattr(self, f.name) is not None else None)
-            for f in fields(self)
-            if f.name != "extra"
-        }
-        return MicroBatch(**kw, extra={k: v[start:stop] for k, v in self.extra.items()})
+        return self.select(slice(start, stop))
 
-    def select(self, index: torch.Tensor) -> "MicroBatch":
-        """The rows in ``index`` order, of every tensor."""
+    def select(self, index: torch.Tensor | slice) -> "MicroBatch":
+        """The rows in ``index`` (indices in order, or a slice), of every tensor."""
         kw = {f.name: (getattr(self, f.name)[index] if getattr(self, f.name) is not None else None)
               for f in fields(self) if f.name != "extra"}
         return MicroBatch(**kw, extra={k: v[index] for k, v in self.extra.items()})
