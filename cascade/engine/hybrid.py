@@ -24,7 +24,6 @@ from megatron.core.ssm.mamba_mixer import MambaMixer, MambaMixerSubmodules
 from megatron.core.ssm.mlp_layer import MLPLayer
 from megatron.core.tensor_parallel import ColumnParallelLinear, RowParallelLinear
 from megatron.core.transformer.attention import SelfAttention, SelfAttentionSubmodules
-from megatron.core.transformer.dot_product_attention import DotProductAttention
 from megatron.core.transformer.enums import AttnMaskType
 from megatron.core.transformer.mlp import MLP, MLPSubmodules
 from megatron.core.transformer.spec_utils import ModuleSpec
@@ -35,6 +34,7 @@ from megatron.core.transformer.transformer_layer import (
 )
 
 from cascade.config.schema.common import ModelConfig, ModelFamily, ParallelConfig
+from cascade.engine.sdpa_attention import SDPAttention
 
 _LOAD_BALANCING = {"none": "none", "aux_loss": "aux_loss", "seq_aux_loss": "seq_aux_loss"}
 
@@ -141,7 +141,7 @@ def _local_stack_spec(model: ModelConfig) -> ModuleSpec:
                 module=SelfAttention,
                 params={"attn_mask_type": AttnMaskType.causal},
                 submodules=SelfAttentionSubmodules(
-                    linear_qkv=ColumnParallelLinear, core_attention=DotProductAttention,
+                    linear_qkv=ColumnParallelLinear, core_attention=SDPAttention,
                     linear_proj=RowParallelLinear,
                 ),
             ),

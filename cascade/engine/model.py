@@ -34,6 +34,7 @@ from megatron.core.utils import unwrap_model
 from cascade.config.schema.common import ModelConfig, ParallelConfig, PrecisionConfig
 from cascade.engine import device, hybrid
 from cascade.engine.precision import PrecisionPlan, resolve_precision
+from cascade.engine.sdpa_attention import SDPAttention
 
 # GPTModel logs a deprecation notice per chunk; it is still the model Megatron-Bridge builds for
 # Qwen3/Llama in 0.19 (HybridModel is the successor), so keep logs readable.
@@ -168,7 +169,9 @@ def layer_spec(model: ModelConfig, use_te: bool | None = None) -> ModuleSpec:
         return hybrid.hybrid_stack_spec(model, use_te)
     if use_te:
         return get_gpt_layer_with_transformer_engine_spec(qk_layernorm=model.qk_layernorm)
-    return get_gpt_layer_local_spec(qk_layernorm=model.qk_layernorm, normalization="RMSNorm")
+    spec = get_gpt_layer_local_spec(qk_layernorm=model.qk_layernorm, normalization="RMSNorm")
+    spec.submodules.self_attention.submodules.core_attention = SDPAttention  # fused attention
+    return spec
 
 
 def _gpt_chunk(
