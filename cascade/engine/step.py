@@ -26,6 +26,7 @@ from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
 from megatron.core.pipeline_parallel import get_forward_backward_func
 from megatron.core.transformer.module import MegatronModule
 
+from cascade.engine import loss_rows
 from cascade.engine.batch import (
     MicroBatch,
     attention_inputs,
@@ -55,13 +56,18 @@ def token_logprobs(logits: torch.Tensor, labels: torch.Tensor, temperature: floa
     return -tensor_parallel.vocab_parallel_cross_entropy(logits, labels)
 
 
-def _forward_step(loss_fn: LossFn, temperature: float, data_iterator, model):  # noqa: ANN001
+def _forward_step(loss_fn: LossFn, temperature: float, loss_rows_only: bool, data_iterator, model):  # noqa: ANN001
     mb: MicroBatch = slice_for_context_parallel(next(data_iterator).to(current_device()))
     mask, packed = attention_inputs(mb)
-    output = model(mb.tokens, mb.position_ids, mask, packed_seq_params=packed)
+    rows = loss_rows.selection(model, mb.loss_mask) if loss_rows_only else None
+    with loss_rows.only(model, rows):  # the output layer projects the loss positions only
+        output = model(mb.tokens, mb.position_ids, mask, packed_seq_params=packed)
 
     def loss_func(logits: torch.Tensor) -> LossOutput:
-        return loss_fn(token_logprobs(logits, mb.labels, temperature), mb)
+        if rows is None:
+            return loss_fn(token_logprobs(logits, mb.labels, temperature), mb)
+        picked = token_logprobs(logits, mb.labels[rows][None], temperature)[0]  # logits [1, n, V/TP]
+        return loss_fn(loss_rows.scatter(picked, rows), mb)
 
     return output, loss_func
 
@@ -100,15 +106,17 @@ def forward_backward(
     *,
     forward_only: bool = False,
     temperature: float = 1.0,
+    loss_rows_only: bool = True,
 ) -> dict[str, float]:
     """Run every micro-batch forward (and backward unless ``forward_only``); grads accumulate in
     the DDP buffers and are reduced/normalised by Megatron's finalize hook. Returns the reduced
-    metrics of ``loss_fn`` on every rank."""
+    metrics of ``loss_fn`` on every rank. ``loss_fn`` gets logprobs that are valid where
+    ``loss_mask`` is set (0 elsewhere with ``loss_rows_only``: ``cascade.engine.loss_rows``)."""
     if not microbatches:
         raise ValueError("forward_backward needs at least one micro-batch")
     first = microbatches[0]
     losses = get_forward_backward_func()(
-        forward_step_func=partial(_forward_step, loss_fn, temperature),
+        forward_step_func=partial(_forward_step, loss_fn, temperature, loss_rows_only),
         data_iterator=_iterators(model, microbatches),
         model=list(model),
         num_microbatches=len(microbatches),
@@ -127,13 +135,14 @@ def train_step(
     loss_fn: LossFn = masked_nll,
     *,
     temperature: float = 1.0,
+    loss_rows_only: bool = True,
 ) -> dict[str, float]:
     """One optimizer step over a global batch (this rank's micro-batches), with grad clipping
     and the LR schedule. Returns loss metrics plus ``grad_norm``, ``lr`` and ``update_ok``."""
     for chunk in model:
         chunk.zero_grad_buffer()
     optimizer.zero_grad()
-    metrics = forward_backward(model, microbatches, loss_fn, temperature=temperature)
+    metrics = forward_backward(model, microbatches, loss_fn, temperature=temperature, loss_rows_only=loss_rows_only)
     ok, grad_norm, _ = optimizer.step()
     lr = optimizer.param_groups[0]["lr"]
     if ok:
@@ -160,7 +169,7 @@ def compute_logprobs(
 
     with eval_mode(model), torch.no_grad():
         get_forward_backward_func()(
-            forward_step_func=partial(_forward_step, capture, temperature),
+            forward_step_func=partial(_forward_step, capture, temperature, False),  # every position
             data_iterator=_iterators(model, microbatches),
             model=list(model),
             num_microbatches=len(microbatches),

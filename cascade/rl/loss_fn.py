@@ -19,7 +19,7 @@ from megatron.core.tensor_parallel.mappings import reduce_from_tensor_model_para
 from megatron.core.transformer.module import MegatronModule
 
 from cascade.config.schema.rl import LossConfig
-from cascade.engine import token_logprobs
+from cascade.engine import loss_rows, token_logprobs
 from cascade.engine.batch import MicroBatch
 from cascade.engine.model import unwrap
 from cascade.rl import policy_loss
@@ -29,10 +29,12 @@ LossOutput = tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]
 
 
 class LogitsTap:
-    """Keeps the output layer's latest logits (``[s, b, V/TP]``, with their graph)."""
+    """Keeps the output layer's latest logits (``[s, b, V/TP]``, or ``[n, 1, V/TP]`` when the
+    engine projected the loss rows only: ``cascade.engine.loss_rows``), with their graph."""
 
     def __init__(self, model: Sequence[MegatronModule]) -> None:
         self.logits: torch.Tensor | None = None
+        self.rows_only = False
         self._handles = []
         for chunk in unwrap(list(model)):
             layer = getattr(chunk, "output_layer", None)  # only the last pipeline stage has one
@@ -40,13 +42,25 @@ class LogitsTap:
                 self._handles.append(layer.register_forward_hook(self._hook))
 
     def _hook(self, module: torch.nn.Module, inputs: object, output: object) -> None:
-        self.logits = output[0] if isinstance(output, tuple) else output  # type: ignore[assignment]
+        logits = output[0] if isinstance(output, tuple) else output
+        # With one row per micro-batch (or the loss rows only: [n, 1, V]) and fp32 logits, the
+        # model returns this very tensor, and Megatron's cross entropy overwrites it in place
+        # before the loss function reads the tap: keep a copy then (bf16 logits are upcast first).
+        if logits.shape[1] == 1 and logits.dtype == torch.float32:
+            logits = logits.clone()
+        self.logits = logits  # type: ignore[assignment]
+        self.rows_only = loss_rows.selected(module)
 
     def pop(self) -> torch.Tensor:
         if self.logits is None:
             raise RuntimeError("no logits captured for this micro-batch (output-layer hook did not run)")
         logits, self.logits = self.logits, None
         return logits
+
+    def pop_rows(self, mask: torch.Tensor) -> torch.Tensor:
+        """The logits ``[n, V/TP]`` of the ``[b, s]`` mask's positions (row-major, as ``t[mask]``)."""
+        logits = self.pop()
+        return logits[:, 0] if self.rows_only else logits.transpose(0, 1)[mask]
 
     def close(self) -> None:
         for h in self._handles:
@@ -73,6 +87,28 @@ def vocab_parallel_entropy(logits: torch.Tensor) -> torch.Tensor:
     return torch.log(s) - t / s
 
 
+def entropy_metric(logits: torch.Tensor) -> torch.Tensor:
+    """``vocab_parallel_entropy`` without gradient in one TP collective instead of three.
+
+    Each rank shifts its shard by its own max ``m_r`` and sends ``(m_r, s_r, t_r)``; with the
+    global max ``M``: ``Σ e^(z−M) = Σ_r e^(m_r−M) s_r`` and ``Σ e^(z−M)(z−M) = Σ_r e^(m_r−M)
+    (t_r + (m_r−M) s_r)``, the same two sums as the differentiable version."""
+    with torch.no_grad():
+        z = logits.float()
+        m = z.amax(-1, keepdim=True)
+        e = torch.exp(z - m)
+        s, t, m = e.sum(-1), (e * (z - m)).sum(-1), m.squeeze(-1)
+        world = ps.get_tensor_model_parallel_world_size()
+        if world > 1:
+            parts = [torch.empty((3, *m.shape), dtype=m.dtype, device=m.device) for _ in range(world)]
+            torch.distributed.all_gather(parts, torch.stack([m, s, t]), group=ps.get_tensor_model_parallel_group())
+            ms, ss, ts = torch.stack(parts).unbind(1)  # [world, ...] each
+            top = ms.amax(0)
+            scale = torch.exp(ms - top)
+            s, t = (scale * ss).sum(0), (scale * (ts + (ms - top) * ss)).sum(0)
+        return torch.log(s) - t / s
+
+
 def mismatch_metrics(logprobs: torch.Tensor, gen_logprobs: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
     """``mismatch/*`` as engine ``[sum, count]`` metrics (NeMo-RL's ``token_mult_prob_error``)."""
     m = mask.bool()
@@ -94,11 +130,6 @@ def _normalizer(local: torch.Tensor, seq_counts: torch.Tensor | None) -> torch.T
     return rows.round().to(torch.int)
 
 
-def _scatter(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``[n]`` values of the masked positions back into a zero ``[b, s]`` tensor (differentiable)."""
-    return values.new_zeros(mask.shape).masked_scatter(mask, values)
-
-
 def make_loss_fn(cfg: LossConfig, *, temperature: float, tap: LogitsTap, mismatch: bool = False):
     """The engine ``LossFn`` for one RL step (advantages and optional old/ref logprobs travel in
     ``MicroBatch.extra``). With ``mismatch`` (one minibatch: the forward is the pre-update policy)
@@ -107,17 +138,15 @@ def make_loss_fn(cfg: LossConfig, *, temperature: float, tap: LogitsTap, mismatc
     again, without gradient, from the same raw logits (a log-softmax, not a forward)."""
 
     def loss_fn(logprobs: torch.Tensor, mb: MicroBatch) -> LossOutput:
-        logits = tap.pop().transpose(0, 1)  # [b, s, V/TP], this CP rank's slice like `logprobs`
         m = mb.loss_mask.bool()
         # Entropy and mismatch read loss tokens only (the loss masks everything else): the full
         # vocabulary is touched for those rows alone, not for the prompts and the padding.
-        raw = logits[m]  # [n, V/TP]
+        raw = tap.pop_rows(m)  # [n, V/TP], this CP rank's slice like `logprobs`
         picked = raw / temperature if temperature != 1.0 else raw
         if cfg.entropy_coef > 0:
-            entropy = _scatter(vocab_parallel_entropy(picked), m)
-        else:  # metric only: no graph through the full distribution
-            with torch.no_grad():
-                entropy = _scatter(vocab_parallel_entropy(picked.detach()), m)
+            entropy = loss_rows.scatter(vocab_parallel_entropy(picked), m)
+        else:  # metric only: no graph through the full distribution, one TP collective
+            entropy = loss_rows.scatter(entropy_metric(picked.detach()), m)
         counts = mb.extra[SEQ_TOKENS] if cfg.aggregation == "sequence" else None
         out = policy_loss(logprobs, mb.extra[ADVANTAGES], mb.loss_mask, cfg,
                           old_logprobs=mb.extra.get(OLD_LOGPROBS), ref_logprobs=mb.extra.get(REF_LOGPROBS),
@@ -125,7 +154,7 @@ def make_loss_fn(cfg: LossConfig, *, temperature: float, tap: LogitsTap, mismatc
         metrics = dict(out.metrics)
         if mismatch:
             with torch.no_grad():  # a copy: Megatron's cross entropy works in place
-                at_t1 = logprobs if temperature == 1.0 else _scatter(
+                at_t1 = logprobs if temperature == 1.0 else loss_rows.scatter(
                     token_logprobs(raw.detach().clone()[None], mb.labels[m][None])[0], m)
             metrics.update(mismatch_metrics(at_t1, mb.extra[GEN_LOGPROBS], mb.loss_mask))
         return out.loss_sum, _normalizer(out.normalizer, counts), metrics

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from cascade.config.schema.side import MOPDLossConfig
-from cascade.engine import build_model, compute_logprobs, split_global_batch, token_logprobs, train_step
+from cascade.engine import build_model, compute_logprobs, loss_rows, split_global_batch, token_logprobs, train_step
 from cascade.engine.batch import MicroBatch
 from cascade.engine.device import current_device
 from cascade.rewards import RewardResult
@@ -87,9 +87,10 @@ def make_mopd_loss_fn(cfg: MOPDLossConfig, *, temperature: float, domains: list[
     def loss_fn(logprobs: torch.Tensor, mb: MicroBatch) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         gen = mb.extra[GEN_LOGPROBS]
         if temperature != 1.0 and tap is not None:
-            with torch.no_grad():  # a contiguous copy: Megatron's cross entropy works in place
-                raw = tap.pop().transpose(0, 1).detach().clone(memory_format=torch.contiguous_format)
-                at_t1 = token_logprobs(raw, mb.labels)
+            with torch.no_grad():  # a copy: Megatron's cross entropy works in place
+                rows = mb.loss_mask.bool()
+                raw = tap.pop_rows(rows).detach().clone()
+                at_t1 = loss_rows.scatter(token_logprobs(raw[None], mb.labels[rows][None])[0], rows)
             inference = gen + (logprobs.detach() - at_t1)  # log r_t = at_t1 − gen
         else:
             at_t1, inference = logprobs.detach(), gen

@@ -9,19 +9,16 @@ it starts a one-rank process group) checks logprobs, loss and gradient norm on a
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from one_rank import run_self, tiny_config
 
 from cascade.engine import batch as batch_mod
 from cascade.engine.batch import MicroBatch, loss_lengths, split_global_batch
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 LENGTHS = (5, 16, 9, 12, 3, 7, 16, 1)  # loss tokens end here; rows are padded to 16
 
 
@@ -73,12 +70,7 @@ def test_without_trim_or_with_pipeline_stages_rows_keep_their_order(one_rank: No
 
 
 def test_the_cut_changes_no_logprob_loss_or_gradient(tmp_path: Path) -> None:
-    out = tmp_path / "trim.json"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(HERE)]), OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, __file__, str(out)], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    r = json.loads(out.read_text())
+    r = run_self(__file__, tmp_path / "trim.json")
     assert r["lp_max_diff"] < 1e-5, r
     assert r["trimmed_loss"] == pytest.approx(r["full_loss"], rel=1e-5)
     assert r["trimmed_gnorm"] == pytest.approx(r["full_gnorm"], rel=1e-4)
@@ -86,17 +78,10 @@ def test_the_cut_changes_no_logprob_loss_or_gradient(tmp_path: Path) -> None:
 
 
 def _worker(out: str) -> None:
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    from cascade.config import load_stage_config
-    from cascade.engine import build_model, build_optimizer, build_scheduler, init_distributed, unwrap
+    from cascade.engine import build_model, build_optimizer, build_scheduler, unwrap
     from cascade.engine.step import compute_logprobs, masked_nll, train_step
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(29000 + os.getpid() % 1000), RANK="0",
-                      WORLD_SIZE="1", LOCAL_RANK="0")
-    cfg = load_stage_config(HERE / "tiny_sft.yaml", ["precision.params_dtype=fp32", "optim.use_distributed_optimizer=false"])
-    init_distributed(cfg.parallel, seed=1)
+    cfg = tiny_config()
     model = build_model(cfg.model, cfg.parallel, cfg.precision, use_distributed_optimizer=False)
     twin = build_model(cfg.model, cfg.parallel, cfg.precision, use_distributed_optimizer=False)
     for src, dst in zip(unwrap(model), unwrap(twin)):

@@ -282,7 +282,7 @@ for coef in (0.0, 0.01):
         logits = shard.transpose(0, 1)
         lp = token_logprobs(logits.contiguous(), labels, temp)
         if side == "ours":
-            tap = type("Tap", (), {"pop": lambda self, s=shard: s})()
+            tap = type("Tap", (), {"pop_rows": lambda self, m, s=shard: s.transpose(0, 1)[m]})()
             loss, _, metrics = make_loss_fn(cfg, temperature=temp, tap=tap, mismatch=True)(lp, mb)
         else:  # the reference: entropy and T=1 logprobs at every position, the loss masks them
             ent = vocab_parallel_entropy(logits / temp)
