@@ -91,7 +91,8 @@ def engine_kwargs(cfg: GeneratorConfig, path: str, **extra: Any) -> dict[str, An
 
 
 def start_engine(vllm: Any, kwargs: dict[str, Any]) -> Any:
-    """`vllm.LLM(**kwargs)`, leaving torch's thread settings as they were.
+    """`vllm.LLM(**kwargs)`, leaving torch's thread settings as they were (and, on CPU, with
+    `cascade.generation.vllm_top_p` in vLLM's sampler).
 
     vLLM's CPU worker replaces `torch.set_num_threads` process-wide by a no-op that warns; in a
     process that also trains (colocated) or evaluates with transformers, that would freeze the
@@ -99,6 +100,9 @@ def start_engine(vllm: Any, kwargs: dict[str, Any]) -> Any:
     """
     import torch
 
+    from cascade.generation import vllm_top_p
+
+    vllm_top_p.install()  # CPU only: top-p without sorting the vocabulary (a quarter of a decode step)
     set_threads, threads = torch.set_num_threads, torch.get_num_threads()
     try:
         return vllm.LLM(**kwargs)
