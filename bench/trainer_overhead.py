@@ -1,7 +1,7 @@
 """Trainer overhead: our SFT step and our RL update against Megatron-Core's own step, same run.
 
 Why: a recipe repo earns its keep only if what it wraps around Megatron-Core costs nothing
-(NeMo-RL's Megatron path was measured 1.1-1.3x slower than plain Megatron-Core). Three sides
+(NeMo-RL's Megatron path was measured 1.1-1.3x slower than plain Megatron-Core). The sides
 share one model, optimizer and scheduler and alternate within every round:
 
   * ``sft``: ``SFTHooks.step`` (the SFT stage's step: global batch -> micro-batches ->
@@ -10,7 +10,10 @@ share one model, optimizer and scheduler and alternate within every round:
     a prepared ``FillResult`` of synthetic groups (one minibatch, no KL: the update alone);
   * ``bare_sft`` / ``bare_rl``: a loop written here with Megatron's ``get_forward_backward_func``,
     a masked-NLL loss, ``optimizer.step()`` and the scheduler, on the very micro-batches of the
-    side it is the baseline of.
+    side it is the baseline of;
+  * ``sft_all_rows`` / ``rl_all_rows``: ours with the output layer projecting every position, as
+    the bare loop does (``sft``/``rl`` project the loss positions only, the default:
+    ``cascade.engine.loss_rows``), so their ratio is the wrapper's own overhead.
 
 Ratio = ours / bare tokens per second (goal >= 0.98). On CPU: fp32, gloo, TP=1 and TP=2. On a
 GPU the same command runs bf16 (and FP8 when Transformer Engine imports) and reports MFU
@@ -37,7 +40,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 CONFIG = REPO / "bench" / "trainer_overhead.yaml"
-SIDES = ("sft", "bare_sft", "rl", "bare_rl")
+SIDES = ("sft", "sft_all_rows", "bare_sft", "rl", "rl_all_rows", "bare_rl")
+OURS = {"sft": "bare_sft", "sft_all_rows": "bare_sft", "rl": "bare_rl", "rl_all_rows": "bare_rl"}
 
 # model scale (overrides of the tiny Qwen3) and batch: a step takes ~0.2-1 s on one CPU core
 FULL = {"model": ["model.num_layers=4", "model.hidden_size=256", "model.ffn_hidden_size=768",
@@ -116,6 +120,19 @@ def _rl_hooks(cfg: Any, model: list, opt: Any, sched: Any, shape: dict) -> tuple
     return h, fill
 
 
+def _every_position(step: Any) -> None:
+    """``step()`` with the output layer projecting every position (``cascade.engine.loss_rows``
+    off), as the bare loop does: what is left between the two is the wrapper's own cost."""
+    from cascade.engine import loss_rows
+
+    selection = loss_rows.selection
+    loss_rows.selection = lambda *a, **k: None
+    try:
+        step()
+    finally:
+        loss_rows.selection = selection
+
+
 def _bare_step(model: list, opt: Any, sched: Any, microbatches: list) -> None:
     """Megatron-Core's own step: forward-backward over the micro-batches, optimizer, scheduler."""
     from functools import partial
@@ -179,11 +196,14 @@ def worker(args: argparse.Namespace) -> None:
     rl_micro = rl._local(rl_batch)  # the update's own micro-batches (each cut to its longest rollout)
     step_counter = iter(range(10**9))
     run = {"sft": lambda: sft.step(next(step_counter), False),
+           "sft_all_rows": lambda: _every_position(lambda: sft.step(next(step_counter), False)),
            "bare_sft": lambda: _bare_step(model, opt, sched, split_global_batch(sft.batches.batch(0), mbs)),
            "rl": lambda: rl._update(fill),
+           "rl_all_rows": lambda: _every_position(lambda: rl._update(fill)),
            "bare_rl": lambda: _bare_step(model, opt, sched, rl_micro)}
     tokens = {"sft": sft.batches.batch(0).tokens.numel(), "rl": rl_batch.tokens.numel()}
-    tokens["bare_sft"], tokens["bare_rl"] = tokens["sft"], tokens["rl"]
+    for side in SIDES:
+        tokens[side] = tokens["sft" if "sft" in side else "rl"]
 
     cpu_s: dict[str, list[float]] = {s: [] for s in SIDES}
 
@@ -220,12 +240,12 @@ def worker(args: argparse.Namespace) -> None:
         res[side] = {"tokens_per_s": tps, "per_round": per_round[side],
                      "mfu": throughput.mfu(tps, n_params, peak, dist.get_world_size())}
         res[side]["cpu_s_per_step"] = statistics.median(cpu_s[side]) / args.steps
-    for ours in ("sft", "rl"):  # headline: the median of the per-round ratios (rounds share the load)
-        per = [a / b for a, b in zip(per_round[ours], per_round["bare_" + ours])]
+    for ours, bare in OURS.items():  # headline: the median of the per-round ratios (rounds share the load)
+        per = [a / b for a, b in zip(per_round[ours], per_round[bare])]
         res[f"ratio_{ours}_per_round"] = per
         res[f"ratio_{ours}"] = statistics.median(per)
         # rank 0's CPU seconds per step, bare / ours: less sensitive to other jobs than wall time
-        res[f"ratio_{ours}_cpu"] = res["bare_" + ours]["cpu_s_per_step"] / res[ours]["cpu_s_per_step"]
+        res[f"ratio_{ours}_cpu"] = res[bare]["cpu_s_per_step"] / res[ours]["cpu_s_per_step"]
     if dist.get_rank() == 0:
         Path(args.worker).write_text(json.dumps(res, indent=2))
     dist.barrier()
@@ -271,18 +291,22 @@ def to_markdown(res: dict) -> str:
              "| layout | model | side | tokens/s (median of rounds) | MFU | CPU s/step (rank 0) | "
              "ratio ours/bare: median of rounds (per round) | ratio by CPU s |", "|---|---|---|---|---|---|---|---|"]
     for lay in res["layouts"]:
-        for ours, bare, key in (("sft", "bare_sft", "ratio_sft"), ("rl", "bare_rl", "ratio_rl")):
-            per = ", ".join(f"{x:.2f}" for x in lay[f"{key}_per_round"])
-            for side in (ours, bare):
-                m = lay[side]["mfu"]
-                ratio = f"**{lay[key]:.3f}** ({per}) | {lay[key + '_cpu']:.3f}" if side == ours else " | "
+        for kind in ("sft", "rl"):
+            for side in (kind, f"{kind}_all_rows", f"bare_{kind}"):
+                if side not in lay:  # results written before the all-rows sides existed
+                    continue
+                m, key = lay[side]["mfu"], f"ratio_{side}"
+                per = ", ".join(f"{x:.2f}" for x in lay.get(f"{key}_per_round", []))
+                ratio = f"**{lay[key]:.3f}** ({per}) | {lay[key + '_cpu']:.3f}" if side in OURS else " | "
                 lines.append(f"| TP={lay['tp']} {lay['precision']} | {lay['params']:,} params | {side} | "
                              f"{lay[side]['tokens_per_s']:.0f} | {'n/a' if m is None else f'{m:.1%}'} | "
                              f"{lay[side]['cpu_s_per_step']:.3f} | {ratio} |")
     lines += ["", f"Each round runs every side {res['layouts'][0]['steps_per_round']} optimizer step(s), the order "
               "reversed every other round, after one warm-up step each. `sft` is `SFTHooks.step`, `rl` is "
               "`RLHooks._update` on a prepared batch; `bare_*` is Megatron-Core's `get_forward_backward_func` + "
-              "optimizer + scheduler on the same micro-batches. MFU needs a known dense peak (GPU only).", ""]
+              "optimizer + scheduler on the same micro-batches. `sft`/`rl` project the loss positions only "
+              "(`cascade.engine.loss_rows`, the default); `*_all_rows` project every position as the bare loop "
+              "does, so their ratio is the wrapper's own overhead. MFU needs a known dense peak (GPU only).", ""]
     return "\n".join(lines)
 
 

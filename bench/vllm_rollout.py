@@ -8,7 +8,9 @@
     side and mode. Modes: unseeded (one n-sample request per prompt on both sides), seeded (the
     wrapper splits a seeded n into n seeded n=1 requests; the fair baseline sends the same n=1
     requests) and, baseline only, one seeded n-sample request per prompt (the cost of per-sample
-    seeds). Generated tokens/s (median over rounds), and CPU seconds per token: this process alone
+    seeds) and, against the reference backend, the wrapper against the transformers generator
+    (`HFGenerator`: the same weights, prompts and seeded sampling; `vs_transformers`). Generated
+    tokens/s (median over rounds), and CPU seconds per token: this process alone
     (`time.process_time`, where the wrapper's own work runs) and this process plus its children
     (vLLM's engine-core process, via psutil);
   * refit: `ColocatedVLLMRollout.refit(weights)` in a 1-rank gloo world (`run_local`), weights an
@@ -26,10 +28,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -114,7 +116,7 @@ def bench_throughput(model_dir: Path, prompts: list[str], *, n: int, max_new_tok
                      kv_cache_gib: float) -> dict:
     import vllm
 
-    from cascade.generation import GeneratorConfig, SamplingParams
+    from cascade.generation import GeneratorConfig, SamplingParams, build_generator
     from cascade.generation.sampling import derive_seed
     from cascade.generation.vllm_backend import VLLMGenerator, engine_kwargs
 
@@ -152,10 +154,18 @@ def bench_throughput(model_dir: Path, prompts: list[str], *, n: int, max_new_tok
             return sum(len(c.token_ids) for o in outs for c in o.outputs)
         return run
 
+    # the reference backend (transformers, the same weights and seeded sampling contract)
+    hf = build_generator(replace(cfg, backend="transformers", max_batch_size=len(prompts) * n))
+
+    def hf_run(seed: int | None):
+        sp = SamplingParams(n=n, temperature=1.0, top_p=1.0, max_new_tokens=max_new_tokens, seed=seed)
+        return lambda: sum(len(s.token_ids) for o in hf.generate(prompts, sp) for s in o.samples)
+
     # mode -> (ours, baseline); the baseline's seeded n-sample request has no wrapper counterpart
     modes = {"unseeded": (ours_run(None), base_run(None, False)),
              "seeded": (ours_run(SEED), base_run(SEED, True)),
-             "seeded_one_request": (None, base_run(SEED, False))}
+             "seeded_one_request": (None, base_run(SEED, False)),
+             "vs_transformers": (ours_run(SEED), hf_run(SEED))}
     clock = CpuClock()
     for a, b in modes.values():  # warm-up
         for fn in (a, b):
@@ -171,6 +181,7 @@ def bench_throughput(model_dir: Path, prompts: list[str], *, n: int, max_new_tok
                     tk, w, _, _ = rows[m][side][-1]
                     print(f"round {r} {m} {side}: {tk} tokens, {tk / w:.1f} tok/s", flush=True)
     ours.close()
+    hf.close()
     llm = None  # noqa: F841 - drop the baseline engine before the refit workers start
     import gc
 
@@ -266,14 +277,6 @@ def bench_refit(shapes: list[str], tokenizer_dir: Path, tmp: Path, repeats: int)
 # ---------------------------------------------------------------- report
 
 
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def to_markdown(res: dict) -> str:
     mc, tp, s = res["machine"], res["throughput"], res["settings"]
     lines = [
@@ -298,7 +301,11 @@ def to_markdown(res: dict) -> str:
         "|---|---|---|---|---|---|",
     ]
     for m, label in (("unseeded", "unseeded: one n-sample request per prompt"),
-                     ("seeded", "seeded: n seeded n=1 requests per prompt")):
+                     ("seeded", "seeded: n seeded n=1 requests per prompt"),
+                     ("vs_transformers", "seeded, against the **transformers** backend (`HFGenerator`, same "
+                                         "weights) as baseline")):
+        if m not in tp:  # results written before the transformers side existed
+            continue
         r = tp[m]
         lines.append(
             f"| {label} | {r['ours']['tokens_per_s']:.1f} | {r['baseline']['tokens_per_s']:.1f} | "
@@ -347,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
     import vllm
 
-    from bench.machine import describe
+    from bench.machine import describe, git_commit
     from cascade.offline import smollm2_hf_dir
 
     load_before = [round(x, 2) for x in os.getloadavg()]

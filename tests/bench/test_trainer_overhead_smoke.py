@@ -24,7 +24,7 @@ def test_trainer_overhead_bench_smoke(tmp_path: Path) -> None:
     (path,) = tmp_path.glob("trainer_overhead_*.json")
     res = json.loads(path.read_text())
     (lay,) = [x for x in res["layouts"] if x["tp"] == 2]
-    for side in ("sft", "bare_sft", "rl", "bare_rl"):
+    for side in ("sft", "sft_all_rows", "bare_sft", "rl", "rl_all_rows", "bare_rl"):
         assert lay[side]["tokens_per_s"] > 0
-    assert lay["ratio_sft"] > 0 and lay["ratio_rl"] > 0
+    assert all(lay[f"ratio_{s}"] > 0 for s in ("sft", "sft_all_rows", "rl", "rl_all_rows"))
     assert (tmp_path / f"{res['name']}.md").is_file()

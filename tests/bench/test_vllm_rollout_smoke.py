@@ -26,7 +26,7 @@ def test_vllm_rollout_bench_smoke(tmp_path: Path) -> None:
                        cwd=REPO, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     res = json.loads((tmp_path / "vllm_rollout_cpu2.json").read_text())
-    for mode in ("unseeded", "seeded"):
+    for mode in ("unseeded", "seeded", "vs_transformers"):
         sides = res["throughput"][mode]
         for side in ("ours", "baseline"):
             assert sides[side]["tokens_per_s"] > 0 and sum(sides[side]["tokens_per_round"]) > 0
