@@ -138,11 +138,16 @@ def train_step(
     loss_rows_only: bool = True,
 ) -> dict[str, float]:
     """One optimizer step over a global batch (this rank's micro-batches), with grad clipping
-    and the LR schedule. Returns loss metrics plus ``grad_norm``, ``lr`` and ``update_ok``."""
+    and the LR schedule. Returns loss metrics plus ``grad_norm``, ``lr`` and ``update_ok``.
+
+    No micro-batches (on every rank: a batch whose rows all have zero gradient, such as RL rows
+    with zero advantage) is the step a forward/backward of them would give: the optimizer and the
+    schedule step with zero gradients, without running the model."""
     for chunk in model:
         chunk.zero_grad_buffer()
     optimizer.zero_grad()
-    metrics = forward_backward(model, microbatches, loss_fn, temperature=temperature, loss_rows_only=loss_rows_only)
+    metrics = forward_backward(model, microbatches, loss_fn, temperature=temperature,
+                               loss_rows_only=loss_rows_only) if microbatches else {}
     ok, grad_norm, _ = optimizer.step()
     lr = optimizer.param_groups[0]["lr"]
     if ok:

@@ -26,6 +26,9 @@ ADVANTAGES, GEN_LOGPROBS, REF_LOGPROBS, OLD_LOGPROBS = "advantages", "gen_logpro
 # per token: the valid-token count of its whole row, computed before any context-parallel slicing
 # (sequence-level aggregation weighs a token 1/|o_i| of the full sequence)
 SEQ_TOKENS = "seq_token_counts"
+# per row ``[n]``: the normaliser weight of the minibatch's zero-advantage rows that were left out
+# (all of it on row 0, so it is counted once however the rows are dealt over micro-batches/ranks)
+LEFT_OUT_WEIGHT = "left_out_weight"
 
 
 @dataclass(frozen=True)
@@ -87,21 +90,55 @@ def to_microbatch(rows: Sequence[Row], seq_len: int, pad_id: int, row_multiple: 
                       extra={ADVANTAGES: adv, GEN_LOGPROBS: gen_lp, SEQ_TOKENS: counts})
 
 
+def _weight(row: Row, aggregation: str) -> float:
+    """The row's share of the loss normaliser: its response tokens (token level) or 1 (sequence)."""
+    return float(len(row.ids) - row.prompt_len) if aggregation == "token" else 1.0
+
+
 def build_minibatches(groups: Sequence[Group], advantages: torch.Tensor, *, num_minibatches: int,
-                      pad_id: int, row_multiple: int, seq_multiple: int) -> list[MicroBatch]:
+                      pad_id: int, row_multiple: int, seq_multiple: int,
+                      skip_zero_advantage: str | None = None) -> list[MicroBatch]:
     """The step's minibatches (one optimizer step each), all with the same sequence length.
 
     Rollouts that take no part (skipped by overlong filtering) are left out rather than masked:
     their loss mask would be all zero, so they change neither the loss nor its normaliser, and
     an overlong row is the longest of the step (measured: 13 of 16 toy SWE rollouts, 167 s of a
-    274 s update spent on rows with no loss)."""
+    274 s update spent on rows with no loss).
+
+    With ``skip_zero_advantage`` (the loss's aggregation, given only when the loss has no KL or
+    entropy term) rows whose advantage is 0 are left out too: their loss and gradient are exactly
+    0, but they count in the normaliser, so each minibatch carries their weight in
+    ``LEFT_OUT_WEIGHT``. A minibatch of such rows only keeps no row (an all-padding batch)."""
     per_group = [kept for g in rows_of(groups, advantages) if (kept := [r for r in g if r.valid])]
-    every = [r for g in per_group for r in g]
-    if not every:
+    if not per_group:
         return []
-    seq_len = sequence_length(every, seq_multiple)
-    return [to_microbatch([r for g in chunk for r in g], seq_len, pad_id, row_multiple)
-            for chunk in split_groups(per_group, num_minibatches) if chunk]
+
+    def trains(r: Row) -> bool:
+        return skip_zero_advantage is None or r.advantage != 0.0
+
+    every = [r for g in per_group for r in g]
+    seq_len = sequence_length([r for r in every if trains(r)] or every, seq_multiple)
+    out = []
+    for chunk in split_groups(per_group, num_minibatches):
+        rows = [r for g in chunk for r in g]
+        mb = to_microbatch([r for r in rows if trains(r)], seq_len, pad_id, row_multiple)
+        if skip_zero_advantage is not None:
+            weight = torch.zeros(mb.batch_size)
+            weight[0] = sum(_weight(r, skip_zero_advantage) for r in rows if not trains(r))
+            mb.extra[LEFT_OUT_WEIGHT] = weight
+        out.append(mb)
+    return out
+
+
+def left_out_weight(mb: MicroBatch) -> float:
+    """The normaliser weight of the zero-advantage rows ``mb`` left out (0 when none were)."""
+    w = mb.extra.get(LEFT_OUT_WEIGHT)
+    return float(w.sum()) if w is not None else 0.0
+
+
+def zero_advantage_rows(groups: Sequence[Group], advantages: torch.Tensor) -> int:
+    """How many rollouts that take part have advantage 0 (metric ``update/zero_advantage_rows``)."""
+    return sum(r.valid and r.advantage == 0.0 for g in rows_of(groups, advantages) for r in g)
 
 
 def every_sampled(groups: Sequence[Group]) -> list[Group]:

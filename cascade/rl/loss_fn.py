@@ -23,7 +23,7 @@ from cascade.engine import loss_rows, token_logprobs
 from cascade.engine.batch import MicroBatch
 from cascade.engine.model import unwrap
 from cascade.rl import policy_loss
-from cascade.rl.batch import ADVANTAGES, GEN_LOGPROBS, OLD_LOGPROBS, REF_LOGPROBS, SEQ_TOKENS
+from cascade.rl.batch import ADVANTAGES, GEN_LOGPROBS, LEFT_OUT_WEIGHT, OLD_LOGPROBS, REF_LOGPROBS, SEQ_TOKENS
 
 LossOutput = tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]
 
@@ -118,16 +118,21 @@ def mismatch_metrics(logprobs: torch.Tensor, gen_logprobs: torch.Tensor, mask: t
             "mismatch/mean_abs_logprob_diff": torch.stack([diff.sum(), count])}
 
 
-def _normalizer(local: torch.Tensor, seq_counts: torch.Tensor | None) -> torch.Tensor:
+def _normalizer(local: torch.Tensor, seq_counts: torch.Tensor | None,
+                left_out: torch.Tensor | None = None) -> torch.Tensor:
     """The engine's integer divisor: valid tokens (token level), or whole sequences with a valid
-    token (sequence level). A sequence split over context-parallel ranks is counted once, on CP
-    rank 0; its tokens carry 1/|o_i| of the full row, so the pieces add up to its mean."""
+    token (sequence level), plus the weight of zero-advantage rows left out of the batch
+    (``cascade.rl.batch.LEFT_OUT_WEIGHT``). A sequence split over context-parallel ranks is
+    counted once, on CP rank 0; its tokens carry 1/|o_i| of the full row, so the pieces add up to
+    its mean. Left-out rows are counted on CP rank 0 too."""
+    first_cp = ps.get_context_parallel_rank() == 0
+    extra = left_out.sum() if left_out is not None and first_cp else local.new_zeros(())
     if seq_counts is None:
-        return local.round().to(torch.int)
+        return (local + extra).round().to(torch.int)
     rows = (seq_counts[:, 0] > 0).sum() if seq_counts.shape[1] else seq_counts.new_zeros(())
-    if ps.get_context_parallel_rank() != 0:
+    if not first_cp:
         rows = rows * 0
-    return rows.round().to(torch.int)
+    return (rows + extra).round().to(torch.int)
 
 
 def make_loss_fn(cfg: LossConfig, *, temperature: float, tap: LogitsTap, mismatch: bool = False):
@@ -157,6 +162,6 @@ def make_loss_fn(cfg: LossConfig, *, temperature: float, tap: LogitsTap, mismatc
                 at_t1 = logprobs if temperature == 1.0 else loss_rows.scatter(
                     token_logprobs(raw.detach().clone()[None], mb.labels[m][None])[0], m)
             metrics.update(mismatch_metrics(at_t1, mb.extra[GEN_LOGPROBS], mb.loss_mask))
-        return out.loss_sum, _normalizer(out.normalizer, counts), metrics
+        return out.loss_sum, _normalizer(out.normalizer, counts, mb.extra.get(LEFT_OUT_WEIGHT)), metrics
 
     return loss_fn

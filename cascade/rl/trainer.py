@@ -39,6 +39,7 @@ from cascade.engine import (
     build_scheduler,
     compute_logprobs,
     export_hf,
+    forward_backward,
     split_global_batch,
     train_step,
 )
@@ -52,7 +53,9 @@ from cascade.rl.batch import (
     REF_LOGPROBS,
     build_minibatches,
     every_sampled,
+    left_out_weight,
     response_stats,
+    zero_advantage_rows,
 )
 from cascade.rl.data import PromptStream, load_prompts
 from cascade.rl.filters import read_handoff, write_handoff
@@ -183,11 +186,13 @@ class RLHooks:
         return metrics
 
     # ---- update -------------------------------------------------------------------------------
-    def _minibatches(self, groups: list[Group], advantages: torch.Tensor, num_minibatches: int) -> list[MicroBatch]:
+    def _minibatches(self, groups: list[Group], advantages: torch.Tensor, num_minibatches: int,
+                     skip_zero_advantage: str | None = None) -> list[MicroBatch]:
         mbs = self.cfg.train.micro_batch_size
         return build_minibatches(groups, advantages, num_minibatches=num_minibatches, pad_id=self.pad_id,
                                  row_multiple=mbs * ps.get_data_parallel_world_size(),
-                                 seq_multiple=setup.sequence_multiple(self.cfg.parallel))
+                                 seq_multiple=setup.sequence_multiple(self.cfg.parallel),
+                                 skip_zero_advantage=skip_zero_advantage)
 
     def _skipped(self, why: str) -> dict[str, float]:
         """No update this step; the mismatch is still measured on the generated rollouts: those that
@@ -214,17 +219,22 @@ class RLHooks:
         if not fill.groups:
             return self._skipped("no informative group this step")
         adv = group_advantages(fill.rewards, cfg.loss, valid=fill.valid)
-        minibatches = self._minibatches(fill.groups, adv, cfg.loss.num_minibatches)
-        minibatches = [m for m in minibatches if m.loss_mask.sum() > 0]  # same on every rank
+        minibatches = self._minibatches(fill.groups, adv, cfg.loss.num_minibatches, cfg.loss.zero_advantage_skip())
+        # same on every rank; a minibatch of zero-advantage rows only still takes its optimizer step
+        minibatches = [m for m in minibatches if m.loss_mask.sum() > 0 or left_out_weight(m) > 0]
         if not minibatches:
             return self._skipped("every rollout of the batch was skipped (overlong)")
-        local = [self._local(m) for m in minibatches]
+        local = [self._local(m) if m.loss_mask.sum() > 0 else [] for m in minibatches]
         flat = [mb for part in local for mb in part]
         # with one minibatch the training forward is the pre-update policy: the mismatch is read from it
         free = cfg.loss.num_minibatches == 1
         t_logprobs = time.perf_counter()
-        out = {} if free else self._mismatch(flat)
-        self._attach_logprobs(flat)
+        if not flat:  # no row trains (all advantages 0): a forward of every row reads the same metrics
+            every = [mb for m in self._minibatches(fill.groups, adv, 1) for mb in self._local(m)]
+            out = self._forward_metrics(every) if free else self._mismatch(every)
+        else:
+            out = {} if free else self._mismatch(flat)
+            self._attach_logprobs(flat)
         out["time/logprobs"] = time.perf_counter() - t_logprobs  # forwards before the update (part of time/train)
         loss_fn_tap = LogitsTap(self.model)
         try:
@@ -236,8 +246,21 @@ class RLHooks:
             loss_fn_tap.close()
         out.update(_mean_metrics(steps))
         out["update/skipped"] = 0.0
+        out["update/zero_advantage_rows"] = float(zero_advantage_rows(fill.groups, adv))
+        out["update/rows_left_out"] = out["update/zero_advantage_rows"] if cfg.loss.zero_advantage_skip() else 0.0
         out["update/optimizer_steps"] = float(len(steps))
         return out
+
+    def _forward_metrics(self, flat: list[MicroBatch]) -> dict[str, float]:
+        """The loss's metrics (entropy, mismatch, ...) from a forward without backward."""
+        tap = LogitsTap(self.model)
+        try:
+            fn = make_loss_fn(self.cfg.loss, temperature=self.cfg.rollout.temperature, tap=tap, mismatch=True)
+            with torch.no_grad():
+                return forward_backward(self.model, flat, fn, forward_only=True,
+                                        temperature=self.cfg.rollout.temperature)
+        finally:
+            tap.close()
 
     def _local(self, batch: MicroBatch) -> list[MicroBatch]:
         """This rank's micro-batches, each cut to its longest rollout (rows differ in length)."""

@@ -73,6 +73,15 @@ class LossConfig:
     reward_shaping: Literal["none", "tanh_zscore"] = "none"
     std_normalize: bool = True
     advantage_eps: float = 1e-6  # Â = (r - mean) / (std + eps); zero-variance groups get Â = 0
+    # Rows with Â = 0 (constant groups) add exactly 0 to the loss and its gradient when there is no
+    # KL or entropy term: leave them out of the forward/backward, keeping their tokens in the
+    # normaliser (the same update; token-mean metrics then cover the rows that train).
+    skip_zero_advantage_rows: bool = True
+
+    def zero_advantage_skip(self) -> Literal["token", "sequence"] | None:
+        """The aggregation whose normaliser the left-out rows join, or None when none are left out."""
+        exact = self.kl_coef == 0 and self.entropy_coef == 0
+        return self.aggregation if self.skip_zero_advantage_rows and exact else None
 
 
 @dataclass(frozen=True)
