@@ -97,16 +97,25 @@ def start_engine(vllm: Any, kwargs: dict[str, Any]) -> Any:
     vLLM's CPU worker replaces `torch.set_num_threads` process-wide by a no-op that warns; in a
     process that also trains (colocated) or evaluates with transformers, that would freeze the
     trainer's thread count. The original function and count are put back once the engine is up.
+
+    The objects alive before the build are frozen out of the garbage collector meanwhile: vLLM
+    runs `gc.collect()` five times while it loads, and in a process that already holds a trainer
+    each full pass walks its whole heap (measured with half a million objects: 1.44 s of a 2.66 s
+    engine build, 0.02 s frozen).
     """
+    import gc
+
     import torch
 
     from cascade.generation import vllm_top_p
 
     vllm_top_p.install()  # CPU only: top-p without sorting the vocabulary (a quarter of a decode step)
     set_threads, threads = torch.set_num_threads, torch.get_num_threads()
+    gc.freeze()
     try:
         return vllm.LLM(**kwargs)
     finally:
+        gc.unfreeze()
         torch.set_num_threads = set_threads
         torch.set_num_threads(threads)
 

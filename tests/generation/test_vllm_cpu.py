@@ -5,6 +5,8 @@ logprobs equal a teacher-forced transformers forward of the same weights."""
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 import torch
 
@@ -87,14 +89,16 @@ def test_stop_token_kept_in_ids_not_in_text(vllm_model_dir, smollm2_dir, tmp_pat
     assert s.text == ""  # the stop token is in token_ids (for the loss), not in the text
 
 
-def test_torch_threads_survive_engine_start(vllm_model_dir):
+def test_torch_threads_and_the_collector_survive_engine_start(vllm_model_dir):
     """vLLM's CPU worker replaces torch.set_num_threads by a no-op; the trainer and the
-    transformers evals in the same process must keep control of their thread count."""
+    transformers evals in the same process must keep control of their thread count, and the
+    garbage collector must see the process's objects again."""
     before = torch.get_num_threads()
     gen = build_generator(GeneratorConfig(model_path=str(vllm_model_dir), backend="vllm", dtype="fp32",
                                           max_model_len=128, kv_cache_gib=0.1))
     try:
         assert torch.get_num_threads() == before
+        assert gc.get_freeze_count() == 0  # the heap was frozen for the build only
         torch.set_num_threads(1)
         assert torch.get_num_threads() == 1
     finally:
