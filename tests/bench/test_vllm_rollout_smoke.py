@@ -33,4 +33,5 @@ def test_vllm_rollout_bench_smoke(tmp_path: Path) -> None:
         assert sides["ratio"] > 0
     assert res["throughput"]["seeded_one_request"]["baseline"]["tokens_per_s"] > 0
     assert res["refit"] and all(row["median_s"] > 0 and row["bytes"] > 0 for row in res["refit"])
+    assert all(row["fs_median_s"] > 0 for row in res["refit"])  # the refit through the file system
     assert (tmp_path / "vllm_rollout_cpu2.md").is_file()
