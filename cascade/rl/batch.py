@@ -138,7 +138,8 @@ def left_out_weight(mb: MicroBatch) -> float:
 
 def zero_advantage_rows(groups: Sequence[Group], advantages: torch.Tensor) -> int:
     """How many rollouts that take part have advantage 0 (metric ``update/zero_advantage_rows``)."""
-    return sum(r.valid and r.advantage == 0.0 for g in rows_of(groups, advantages) for r in g)
+    return sum(bool(v) and len(s.token_ids) > 0 and a == 0.0
+               for g, adv in zip(groups, advantages.tolist()) for s, a, v in zip(g.samples, adv, g.valid))
 
 
 def every_sampled(groups: Sequence[Group]) -> list[Group]:
