@@ -46,15 +46,20 @@ class _CudaToCpu(TorchFunctionMode):
     """Rewrites ``device='cuda'``/``device=<int>`` and ``pin_memory=True`` in torch calls."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
-        kwargs = dict(kwargs or {})
-        if "device" in kwargs and _is_cuda_device(kwargs["device"]):
-            kwargs["device"] = _CPU
-        if kwargs.get("pin_memory"):
-            kwargs["pin_memory"] = False
-        if func is torch.Tensor.to and len(args) > 1 and _is_cuda_device(args[1]):
-            args = (args[0], _CPU, *args[2:])
+        # Every torch call of the process comes through here (forward, backward, the losses):
+        # calls without a CUDA device or pinning (nearly all) pass straight on, uncopied.
         if func is torch.Tensor.pin_memory:
             return args[0]
+        if not kwargs:
+            kwargs = {}
+        elif _is_cuda_device(kwargs.get("device")) or kwargs.get("pin_memory"):
+            kwargs = dict(kwargs)
+            if _is_cuda_device(kwargs.get("device")):
+                kwargs["device"] = _CPU
+            if kwargs.get("pin_memory"):
+                kwargs["pin_memory"] = False
+        if func is torch.Tensor.to and len(args) > 1 and _is_cuda_device(args[1]):
+            args = (args[0], _CPU, *args[2:])
         return func(*args, **kwargs)
 
 
