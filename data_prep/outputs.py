@@ -95,6 +95,14 @@ class ShuffledWriter:
         self._writers[int(unit_hash(record.id, self.seed) * self.shards)].write(record)
         self.rows += 1
 
+    def discard(self) -> None:
+        """Drop every shard; the final path is left untouched."""
+        import shutil
+
+        for w in self._writers:
+            w.discard()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
     def close(self) -> int:
         import random
         import shutil

@@ -195,15 +195,37 @@ def build(roots: Sequence[str], out_dir: str | Path, cfg: BlendConfig, extra: di
                           dropped=dict(dropped), modes=list(domain_cfg.modes), upsample=spec.upsample,
                           train_prompts=c["train"], train_rows=c["train_rows"], val_rows=c["val"])
             totals.update({"train": c["train_rows"], "val": c["val"]})
+    except BaseException:
+        train.discard()
+        val.discard()
+        raise
     finally:
         if decon is not None:
             decon.close()
+    if not train.rows and not val.rows:  # nothing is written: an earlier product in out_dir stays whole
+        train.discard()
+        val.discard()
+        raise EmptyBlend(_why_empty(manifest))
     n_train, n_val = train.close(), val.close()
     manifest.step("write", n_train + n_val, n_train + n_val, train=n_train, val=n_val, shuffled=True)
     manifest.add_output(out / "train.parquet", n_train)
     manifest.add_output(out / "val.parquet", n_val)
     manifest.write(out)
     return {"train": n_train, "val": n_val}
+
+
+class EmptyBlend(ValueError):
+    """No row survived: the product would be empty (nothing was written)."""
+
+
+def _why_empty(manifest: Manifest) -> str:
+    """One line: each domain's files and drops, as the manifest would have recorded them."""
+    parts = list(manifest.notes)
+    for st in manifest.steps:
+        dropped = {k: v for k, v in (st.get("dropped") or {}).items() if v}
+        parts.append(f"domain {st['name']}: {len(st.get('files') or [])} file(s), {st['rows_in']} rows read"
+                     + (f", dropped {dropped}" if dropped else ""))
+    return "; ".join(parts) or "no domain produced rows"
 
 
 def _copies(r: SFTRecord, factor: float) -> int:
@@ -239,12 +261,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra.setdefault(name, []).append(path)
     cfg = BlendConfig(a.stage, RECIPES[a.stage], tuple(a.modes.split(",")), a.val_fraction, a.max_tokens,
                       a.max_rows_per_domain, a.shards, decontam=dc.config_from_args(a))
-    counts = build(a.input, a.out_dir, cfg, extra, a.tokenizer)
-    if not counts["train"] and not counts["val"]:
+    expand_inputs([*a.input, *(x for paths in extra.values() for x in paths)])  # a missing path: one line, nothing made
+    try:
+        counts = build(a.input, a.out_dir, cfg, extra, a.tokenizer)
+    except EmptyBlend as e:
         from cascade.config.errors import UserError
 
-        raise UserError(f"{a.out_dir}: 0 rows from --input {' '.join(a.input)} (see its manifest.json for each "
-                        "domain's files and drops): the product is empty; check the input paths")
+        raise UserError(f"{a.out_dir}: 0 rows from --input {' '.join(a.input)}, nothing written ({e}); "
+                        "check the input paths") from None
     print(f"wrote {counts['train']} train / {counts['val']} val rows to {a.out_dir}")
     return 0
 

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import pyarrow.parquet as pq
 
+from cascade.config.errors import UserError
 from cascade.data.records import RecordError
 from data_prep.manifest import Manifest
 
@@ -71,6 +72,11 @@ class Row:
     data: dict[str, Any]  # schema column name -> value (optional columns may be absent)
 
 
+class MissingInput(UserError, FileNotFoundError):
+    """An input path that does not exist: the user's mistake (one line, exit 2), and still a
+    FileNotFoundError for library callers."""
+
+
 def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
     """Files named directly, plus every data file below a named directory (sorted, stable)."""
     files: list[Path] = []
@@ -81,7 +87,7 @@ def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
         elif p.is_file():
             files.append(p)
         else:
-            raise FileNotFoundError(f"input {p} does not exist")
+            raise MissingInput(f"input {p} does not exist")
     return files
 
 

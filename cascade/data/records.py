@@ -352,6 +352,12 @@ class RecordWriter:
         self._tmp.replace(self.path)
         return self.rows
 
+    def discard(self) -> None:
+        """Drop what was written; the final path (an earlier product, say) is left untouched."""
+        self._buf = []
+        self._writer.close()
+        self._tmp.unlink(missing_ok=True)
+
     def __enter__(self) -> RecordWriter:
         return self
 
@@ -359,8 +365,7 @@ class RecordWriter:
         if exc_type is None:
             self.close()
         else:  # leave nothing under the final name
-            self._writer.close()
-            self._tmp.unlink(missing_ok=True)
+            self.discard()
 
 
 def iter_records(path: str | Path, record_type: type, errors: list[RecordError] | None = None) -> Iterator[Any]:

@@ -97,6 +97,29 @@ def test_data_prep_never_writes_over_its_own_input(sh: Shell) -> None:
     assert (out / "train.parquet").read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["train.parquet"]
 
 
+@pytest.mark.parametrize("command", ["sft_blend --stage 1 --no-decontam", "rm_pairs"])
+def test_data_prep_input_that_does_not_exist_is_one_line(sh: Shell, command: str) -> None:
+    missing, out = sh.home / "no-such-input", sh.home / "out"
+    proc = sh(f"python -m data_prep.{command} --input {missing} --out-dir {out}")
+    assert_one_line_error(proc, f"input {missing} does not exist")
+    assert not out.exists()
+
+
+def test_sft_blend_of_nothing_writes_nothing_and_keeps_the_earlier_product(sh: Shell) -> None:
+    out = sh.home / "sft"
+    out.mkdir()
+    (out / "train.parquet").write_bytes(b"an earlier product")
+    (out / "manifest.json").write_text("{}")
+    empty = sh.home / "empty"
+    empty.mkdir()
+    proc = sh(f"python -m data_prep.sft_blend --stage 1 --input {empty} --out-dir {out} --no-decontam")
+    line = assert_one_line_error(proc, str(out), "0 rows from --input", "nothing written", "no input files match")
+    assert "domain" in line
+    assert (out / "train.parquet").read_bytes() == b"an earlier product"
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "train.parquet"]  # no shards, no temp files
+    assert (out / "manifest.json").read_text() == "{}"
+
+
 def test_one_path_rule_data_files_are_relative_to_the_repo_root(sh: Shell) -> None:
     rel = f".cache/tests-cli/{sh.home.name}"
     (REPO / rel / "sft").mkdir(parents=True, exist_ok=True)
