@@ -35,6 +35,8 @@ TOY_LOOP = textwrap.dedent('''
         (out / f"rank{rank}.progress").write_text(str(step))
         if preemption.should_stop():
             (out / f"rank{rank}.saved").write_text(json.dumps({"step": step}))   # "save"
+            if world > 1:  # as the stage skeleton does: an exit with a live gloo group can abort (SIGABRT)
+                dist.destroy_process_group()
             sys.exit(preemption.REQUEUE_EXIT_CODE)
     sys.exit(0)
 ''')
