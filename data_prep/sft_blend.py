@@ -35,7 +35,17 @@ from cascade.data.records import RecordWriter, SFTRecord
 from data_prep import decontaminate as dc
 from data_prep.manifest import Manifest
 from data_prep.outputs import ShuffledWriter, is_holdout
-from data_prep.sources import Column, Drop, InputSchema, Row, convert, expand_inputs, maybe_json, read_rows
+from data_prep.sources import (
+    Column,
+    Drop,
+    InputSchema,
+    Row,
+    convert,
+    expand_inputs,
+    maybe_json,
+    read_rows,
+    require_inputs,
+)
 
 THINK, INSTRUCT = ChatMode.THINKING.value, ChatMode.INSTRUCT.value
 
@@ -261,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra.setdefault(name, []).append(path)
     cfg = BlendConfig(a.stage, RECIPES[a.stage], tuple(a.modes.split(",")), a.val_fraction, a.max_tokens,
                       a.max_rows_per_domain, a.shards, decontam=dc.config_from_args(a))
-    expand_inputs([*a.input, *(x for paths in extra.values() for x in paths)])  # a missing path: one line, nothing made
+    require_inputs([*a.input, *(x for paths in extra.values() for x in paths)])  # before anything is made
     try:
         counts = build(a.input, a.out_dir, cfg, extra, a.tokenizer)
     except EmptyBlend as e:

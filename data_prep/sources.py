@@ -77,6 +77,13 @@ class MissingInput(UserError, FileNotFoundError):
     FileNotFoundError for library callers."""
 
 
+def require_inputs(paths: Iterable[str | Path]) -> None:
+    """Every path exists (a file or a directory), else `MissingInput` naming the first that does not."""
+    for p in map(Path, paths):
+        if not p.exists():
+            raise MissingInput(f"input {p} does not exist")
+
+
 def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
     """Files named directly, plus every data file below a named directory (sorted, stable)."""
     files: list[Path] = []
@@ -84,10 +91,9 @@ def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
         if p.is_dir():
             files += sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES)
                             and not any(part.startswith(".") for part in f.relative_to(p).parts))
-        elif p.is_file():
-            files.append(p)
         else:
-            raise MissingInput(f"input {p} does not exist")
+            require_inputs([p])
+            files.append(p)
     return files
 
 
